@@ -1,0 +1,138 @@
+//! Run statistics every strategy reports.
+
+use serde::Serialize;
+
+/// Counters and timings of one generation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunStats {
+    /// Prompt length in tokens.
+    pub n_prompt: usize,
+    /// Tokens generated (end-of-generation token excluded).
+    pub n_generated: usize,
+    /// Forward passes of the target model during decoding (prefill excluded).
+    pub target_passes: u64,
+    /// Forward passes of the draft model (its prefill excluded).
+    pub draft_passes: u64,
+    /// Tokens proposed by the drafter.
+    pub drafted: u64,
+    /// Drafted tokens the target accepted.
+    pub accepted: u64,
+    /// `drafted_by_position[i]`: drafts verified at draft position i.
+    pub drafted_by_position: Vec<u64>,
+    /// `accepted_by_position[i]`: of those, how many were accepted.
+    pub accepted_by_position: Vec<u64>,
+    /// Verifications whose candidate came from an n-gram pool hit.
+    pub pool_hits: u64,
+    /// Prompt evaluation time (target and draft).
+    pub prefill_seconds: f64,
+    /// Decoding time, from the first step to the last token.
+    pub decode_seconds: f64,
+    /// Time spent drafting.
+    pub draft_seconds: f64,
+    /// Time spent in target passes (verification).
+    pub verify_seconds: f64,
+    /// Time spent turning logits into tokens (filters, softmax, verification).
+    pub sample_seconds: f64,
+}
+
+impl RunStats {
+    /// Records one verification of `drafted` tokens of which `accepted` passed.
+    pub fn record_verdict(&mut self, drafted: usize, accepted: usize) {
+        self.drafted += drafted as u64;
+        self.accepted += accepted as u64;
+        if self.drafted_by_position.len() < drafted {
+            self.drafted_by_position.resize(drafted, 0);
+            self.accepted_by_position.resize(drafted, 0);
+        }
+        // Positions past the first rejection were verified too: they count as
+        // drafted and not accepted, which is what per-position acceptance means
+        // for the tokens that were actually proposed.
+        for i in 0..drafted {
+            self.drafted_by_position[i] += 1;
+            if i < accepted {
+                self.accepted_by_position[i] += 1;
+            }
+        }
+    }
+
+    /// Accepted / drafted (0 when nothing was drafted).
+    pub fn acceptance_rate(&self) -> f64 {
+        ratio(self.accepted as f64, self.drafted as f64)
+    }
+
+    /// Acceptance rate at each draft position.
+    pub fn acceptance_by_position(&self) -> Vec<f64> {
+        self.drafted_by_position
+            .iter()
+            .zip(&self.accepted_by_position)
+            .map(|(&d, &a)| ratio(a as f64, d as f64))
+            .collect()
+    }
+
+    /// Tokens emitted per target pass (1 for plain decoding).
+    pub fn tokens_per_target_pass(&self) -> f64 {
+        ratio(self.n_generated as f64, self.target_passes as f64)
+    }
+
+    /// Decoding throughput in tokens per second.
+    pub fn tokens_per_second(&self) -> f64 {
+        ratio(self.n_generated as f64, self.decode_seconds)
+    }
+
+    /// Decoding time not spent drafting, verifying or sampling.
+    pub fn other_seconds(&self) -> f64 {
+        (self.decode_seconds - self.draft_seconds - self.verify_seconds - self.sample_seconds)
+            .max(0.0)
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_accumulate_per_position() {
+        let mut s = RunStats::default();
+        s.record_verdict(3, 1);
+        s.record_verdict(2, 2);
+        s.record_verdict(0, 0);
+        assert_eq!(s.drafted, 5);
+        assert_eq!(s.accepted, 3);
+        assert_eq!(s.drafted_by_position, vec![2, 2, 1]);
+        assert_eq!(s.accepted_by_position, vec![2, 1, 0]);
+        assert_eq!(s.acceptance_by_position(), vec![1.0, 0.5, 0.0]);
+        assert!((s.acceptance_rate() - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rates_are_zero_without_denominator() {
+        let s = RunStats::default();
+        assert_eq!(s.acceptance_rate(), 0.0);
+        assert_eq!(s.tokens_per_second(), 0.0);
+        assert_eq!(s.tokens_per_target_pass(), 0.0);
+    }
+
+    #[test]
+    fn throughput_and_other_time() {
+        let s = RunStats {
+            n_generated: 50,
+            target_passes: 20,
+            decode_seconds: 2.0,
+            draft_seconds: 0.5,
+            verify_seconds: 1.0,
+            sample_seconds: 0.25,
+            ..Default::default()
+        };
+        assert_eq!(s.tokens_per_second(), 25.0);
+        assert_eq!(s.tokens_per_target_pass(), 2.5);
+        assert!((s.other_seconds() - 0.25).abs() < 1e-12);
+    }
+}
