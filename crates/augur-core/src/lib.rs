@@ -10,6 +10,7 @@
 //! - [`stats`]: what every run reports.
 //! - [`testing`]: a tiny deterministic in-memory model with known probabilities.
 
+pub mod chisq;
 pub mod error;
 pub mod generate;
 pub mod model;

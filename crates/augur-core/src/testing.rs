@@ -175,6 +175,53 @@ impl InMemoryModel {
     }
 }
 
+/// Exact probabilities of every continuation of `len` tokens after a prompt
+/// ending in `last`, under `sampling`'s filters, for a bigram model; index a
+/// continuation with [`continuation_index`]. Use a model without an
+/// end-of-generation token, so every continuation has the full length.
+pub fn exact_continuation_probs(
+    model: &InMemoryModel,
+    last: TokenId,
+    len: usize,
+    sampling: &crate::sampling::SamplingParams,
+) -> Vec<f64> {
+    let v = model.n_vocab;
+    // The filtered next-token distribution after each possible last token.
+    let rows: Vec<crate::sampling::SparseDist> = (0..v as TokenId)
+        .map(|t| {
+            let logits: Vec<f32> = model
+                .row(t)
+                .iter()
+                .map(|&p| {
+                    if p > 0.0 {
+                        p.ln() as f32
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                })
+                .collect();
+            sampling.distribution(&logits)
+        })
+        .collect();
+    let mut probs = vec![0.0; v.pow(len as u32)];
+    for (index, slot) in probs.iter_mut().enumerate() {
+        let mut prev = last;
+        let mut p = 1.0;
+        for k in 0..len {
+            let t = ((index / v.pow((len - 1 - k) as u32)) % v) as TokenId;
+            p *= rows[prev as usize].prob(t);
+            prev = t;
+        }
+        *slot = p;
+    }
+    probs
+}
+
+/// The index of a continuation in [`exact_continuation_probs`]'s table.
+pub fn continuation_index(tokens: &[TokenId], n_vocab: usize) -> usize {
+    tokens.iter().fold(0, |acc, &t| acc * n_vocab + t as usize)
+}
+
 impl Model for InMemoryModel {
     fn n_vocab(&self) -> usize {
         self.n_vocab
@@ -323,6 +370,22 @@ mod tests {
         batch.add_run(&[4, 2, 3], 0, RunLogits::Last);
         b.eval(&batch, &mut out_b).unwrap();
         assert_ne!(out_a.row(0), out_b.row(0));
+    }
+
+    #[test]
+    fn exact_probabilities_sum_to_one_and_match_the_table() {
+        let m = InMemoryModel::random(4, 2);
+        let s = crate::sampling::SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 0,
+        };
+        let probs = exact_continuation_probs(&m, 1, 2, &s);
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let i = continuation_index(&[3, 0], 4);
+        assert!((probs[i] - m.prob(1, 3) * m.prob(3, 0)).abs() < 1e-6);
     }
 
     #[test]
