@@ -1,0 +1,464 @@
+//! What passes cost on this machine, and the draft length that pays best.
+//!
+//! Speculation pays only when a target pass over γ + 1 tokens plus γ draft
+//! steps costs less than the tokens it yields would cost one pass at a time.
+//! Whether it does depends on the machine far more than on the models: on a
+//! memory-bound machine a pass over a few tokens costs about one pass, on a
+//! compute-bound one it costs almost k passes. So the costs are measured, per
+//! pass size, during the run (and may be seeded from an earlier run's figures).
+
+use serde::{Deserialize, Serialize};
+
+/// Weight of a new measurement in the moving average.
+const EMA_WEIGHT: f64 = 0.1;
+/// The first measurements of a size are combined by their minimum: timing
+/// noise on a shared machine only ever adds time, and one slow first sample
+/// must not make a pass size look bad for the rest of the run.
+const MIN_PHASE: u64 = 3;
+/// After that, a sample counts at most this many times the estimate, so one
+/// spike moves it by a few percent while a lasting slowdown still comes
+/// through in a few dozen samples.
+const SPIKE_CLIP: f64 = 1.5;
+
+/// Draft step cost assumed, as a fraction of a one-token target pass, before
+/// the draft has been timed: a draft a few times smaller than the target.
+pub const UNMEASURED_DRAFT_RATIO: f64 = 0.25;
+
+/// Measured costs of target passes (per pass size) and of draft steps.
+///
+/// Serializable so an application can keep them per model file, machine and
+/// thread count and start the next run from them
+/// ([`crate::SpeculativeConfig::initial_costs`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Costs {
+    /// `target_seconds[k - 1]`: estimated seconds of one target pass over k
+    /// tokens (ignored where `target_samples[k - 1]` is 0).
+    pub target_seconds: Vec<f64>,
+    /// `target_samples[k - 1]`: how many passes over k tokens were measured.
+    pub target_samples: Vec<u64>,
+    /// Estimated seconds of one draft step (one draft pass and its sampling).
+    pub draft_seconds: f64,
+    /// How many draft steps were measured (0: `draft_seconds` is unknown).
+    pub draft_samples: u64,
+}
+
+impl Costs {
+    /// No measurements.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Costs from measured throughputs: `(k, tokens per second of a pass over
+    /// k tokens)` pairs, and the seconds of one draft step. Each figure counts
+    /// as one sample.
+    pub fn from_throughput(pass_throughput: &[(usize, f64)], draft_seconds: f64) -> Self {
+        let mut c = Self::new();
+        for &(k, tps) in pass_throughput {
+            if k > 0 && tps > 0.0 {
+                c.record_target(k, k as f64 / tps);
+            }
+        }
+        c.record_draft(draft_seconds);
+        c
+    }
+
+    /// Adds a measurement of one target pass over `size` tokens.
+    /// Non-finite or non-positive durations are ignored.
+    pub fn record_target(&mut self, size: usize, seconds: f64) {
+        if size == 0 || !(seconds.is_finite() && seconds > 0.0) {
+            return;
+        }
+        if self.target_seconds.len() < size {
+            self.target_seconds.resize(size, 0.0);
+        }
+        if self.target_samples.len() < size {
+            self.target_samples.resize(size, 0);
+        }
+        let i = size - 1;
+        if !valid(self.target_seconds[i]) {
+            self.target_samples[i] = 0;
+        }
+        self.target_samples[i] += 1;
+        self.target_seconds[i] = blend(self.target_seconds[i], seconds, self.target_samples[i]);
+    }
+
+    /// Adds a measurement of one draft step.
+    pub fn record_draft(&mut self, seconds: f64) {
+        if !(seconds.is_finite() && seconds > 0.0) {
+            return;
+        }
+        if !valid(self.draft_seconds) {
+            self.draft_samples = 0;
+        }
+        self.draft_samples += 1;
+        self.draft_seconds = blend(self.draft_seconds, seconds, self.draft_samples);
+    }
+
+    /// Samples behind the estimate for passes over exactly `size` tokens.
+    pub fn samples(&self, size: usize) -> u64 {
+        match size.checked_sub(1) {
+            Some(i) if self.measured(i) => self.target_samples[i],
+            _ => 0,
+        }
+    }
+
+    fn measured(&self, i: usize) -> bool {
+        i < self.target_seconds.len()
+            && i < self.target_samples.len()
+            && self.target_samples[i] > 0
+            && valid(self.target_seconds[i])
+    }
+
+    /// Estimated seconds of a target pass over `size` tokens; `None` before any
+    /// measurement.
+    ///
+    /// Sizes never measured are estimated from measured ones: linearly between
+    /// the nearest measured sizes; below the smallest measured size in
+    /// proportion to the size (a pass over fewer tokens is assumed to cost no
+    /// more per token, the cautious side for the one-token baseline); above the
+    /// largest, along the slope of the two largest measured sizes (never
+    /// decreasing), or flat when only one size was measured. The flat guess is
+    /// optimistic on purpose: trying a larger pass measures it, so an
+    /// optimistic guess corrects itself while a pessimistic one never would.
+    pub fn target(&self, size: usize) -> Option<f64> {
+        if size == 0 {
+            return Some(0.0);
+        }
+        let n = self.target_seconds.len().min(self.target_samples.len());
+        let point = |i: usize| (i + 1, self.target_seconds[i]);
+        let below = (0..n.min(size)).rev().find(|&i| self.measured(i));
+        if below == Some(size - 1) {
+            return Some(self.target_seconds[size - 1]);
+        }
+        let above = (size..n).find(|&i| self.measured(i));
+        match (below.map(point), above.map(point)) {
+            (Some((k0, t0)), Some((k1, t1))) => {
+                let f = (size - k0) as f64 / (k1 - k0) as f64;
+                Some(t0 + f * (t1 - t0))
+            }
+            (None, Some((k1, t1))) => Some(t1 * size as f64 / k1 as f64),
+            (Some((k0, t0)), None) => {
+                let prev = below.and_then(|b| (0..b).rev().find(|&i| self.measured(i)));
+                let slope = match prev.map(point) {
+                    Some((kp, tp)) => ((t0 - tp) / (k0 - kp) as f64).max(0.0),
+                    None => 0.0,
+                };
+                Some(t0 + slope * (size - k0) as f64)
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// Estimated seconds of one draft step; `None` before any measurement.
+    pub fn draft(&self) -> Option<f64> {
+        (self.draft_samples > 0 && valid(self.draft_seconds)).then_some(self.draft_seconds)
+    }
+
+    /// The draft step cost the length choice uses: the measured one, or
+    /// [`UNMEASURED_DRAFT_RATIO`] of a one-token target pass before that.
+    pub fn draft_or_guess(&self) -> Option<f64> {
+        self.draft()
+            .or_else(|| self.target(1).map(|t| t * UNMEASURED_DRAFT_RATIO))
+    }
+}
+
+fn valid(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+/// The estimate after a new sample `new`, `samples` counting it: the minimum
+/// over the first [`MIN_PHASE`] samples, then an exponential moving average
+/// of samples clipped at [`SPIKE_CLIP`] times the estimate.
+fn blend(old: f64, new: f64, samples: u64) -> f64 {
+    if samples <= 1 {
+        new
+    } else if samples <= MIN_PHASE {
+        old.min(new)
+    } else {
+        old + EMA_WEIGHT * (new.min(old * SPIKE_CLIP) - old)
+    }
+}
+
+/// Expected tokens per target pass when drafting γ = `alpha.len()` tokens:
+/// E(γ) = 1 + Σ_{k=1..γ} Π_{i≤k} α_i, where α_i is the probability that draft
+/// position i is accepted given that the positions before it were.
+pub fn expected_tokens(alpha: &[f64]) -> f64 {
+    let mut e = 1.0;
+    let mut run = 1.0;
+    for &a in alpha {
+        run *= a.clamp(0.0, 1.0);
+        e += run;
+    }
+    e
+}
+
+/// Expected speedup over plain decoding of drafting `gamma` tokens:
+/// E(γ)·T_target(1) / (γ·T_draft + T_target(γ + 1)), with `alpha[i]` the
+/// acceptance of draft position i + 1. γ = 0 is plain decoding (speedup 1).
+/// `None` when no target pass was measured or `alpha` is shorter than γ.
+pub fn speedup(alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f64> {
+    if gamma == 0 {
+        return Some(1.0);
+    }
+    let alpha = alpha.get(..gamma)?;
+    let t1 = costs.target(1)?;
+    let tk = costs.target(gamma + 1)?;
+    let td = costs.draft_or_guess()?;
+    let time = gamma as f64 * td + tk;
+    (time > 0.0).then(|| expected_tokens(alpha) * t1 / time)
+}
+
+/// The draft length γ* in `0..=min(max, alpha.len())` with the largest
+/// expected [`speedup`]; 0 (plain decoding) when nothing beats it or nothing
+/// was measured. Ties go to the shorter draft.
+pub fn choose_draft_len(alpha: &[f64], costs: &Costs, max: usize) -> usize {
+    choose_draft_len_between(alpha, costs, 1, max)
+}
+
+/// [`choose_draft_len`] with drafting lengths restricted to `min..=max`
+/// (γ = 0 always competes).
+pub fn choose_draft_len_between(alpha: &[f64], costs: &Costs, min: usize, max: usize) -> usize {
+    best_between(alpha, costs, min, max).0
+}
+
+/// The best γ in {0} ∪ [max(min, 1), max] and its speedup.
+pub(crate) fn best_between(alpha: &[f64], costs: &Costs, min: usize, max: usize) -> (usize, f64) {
+    let max = max.min(alpha.len());
+    let mut best = (0, 1.0);
+    for gamma in min.max(1)..=max {
+        if let Some(s) = speedup(alpha, costs, gamma) {
+            if s > best.1 {
+                best = (gamma, s);
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Qwen2.5-Coder-1.5B Q4_K_M on 2 CPU cores, tokens/s of a pass over k
+    /// tokens (k = 7 was not measured).
+    const Q4: [(usize, f64); 7] = [
+        (1, 19.6),
+        (2, 23.7),
+        (3, 24.6),
+        (4, 24.5),
+        (5, 28.0),
+        (6, 32.7),
+        (8, 26.3),
+    ];
+    /// The same model in F16.
+    const F16: [(usize, f64); 8] = [
+        (1, 8.2),
+        (2, 16.8),
+        (3, 24.4),
+        (4, 26.9),
+        (5, 32.6),
+        (6, 34.8),
+        (7, 36.5),
+        (8, 38.7),
+    ];
+
+    fn seconds(table: &[(usize, f64)], k: usize) -> f64 {
+        let &(_, tps) = table.iter().find(|(kk, _)| *kk == k).unwrap();
+        k as f64 / tps
+    }
+
+    /// An independent brute force over γ of the speedup formula, from the
+    /// raw table (linear interpolation for a missing size).
+    fn brute_force(table: &[(usize, f64)], t_draft: f64, alpha: f64, max: usize) -> usize {
+        let t = |k: usize| {
+            if table.iter().any(|(kk, _)| *kk == k) {
+                seconds(table, k)
+            } else {
+                (seconds(table, k - 1) + seconds(table, k + 1)) / 2.0
+            }
+        };
+        let mut best = (0, 1.0);
+        for g in 1..=max {
+            let e: f64 = (0..=g).map(|i| alpha.powi(i as i32)).sum();
+            let s = e * t(1) / (g as f64 * t_draft + t(g + 1));
+            if s > best.1 {
+                best = (g, s);
+            }
+        }
+        best.0
+    }
+
+    #[test]
+    fn expected_tokens_matches_the_closed_form() {
+        for &a in &[0.3, 0.7, 0.9] {
+            for g in 0..8 {
+                let closed = (1.0 - f64::powi(a, g as i32 + 1)) / (1.0 - a);
+                assert!((expected_tokens(&vec![a; g]) - closed).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn compute_bound_machine_never_speculates() {
+        // A 0.5B draft costs about a third of a one-token target pass.
+        let draft = seconds(&Q4, 1) / 3.0;
+        let costs = Costs::from_throughput(&Q4, draft);
+        for &a in &[0.5, 0.6, 0.7, 0.8, 0.9] {
+            let alpha = vec![a; 8];
+            assert_eq!(choose_draft_len(&alpha, &costs, 7), 0, "alpha {a}");
+            assert_eq!(brute_force(&Q4, draft, a, 7), 0, "alpha {a}");
+            for g in 1..=7 {
+                assert!(speedup(&alpha, &costs, g).unwrap() < 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn memory_bound_machine_speculates() {
+        for draft_ratio in [1.0 / 3.0, 0.1, 0.02] {
+            let draft = seconds(&F16, 1) * draft_ratio;
+            let costs = Costs::from_throughput(&F16, draft);
+            for &a in &[0.7, 0.75, 0.8] {
+                let alpha = vec![a; 8];
+                let g = choose_draft_len(&alpha, &costs, 7);
+                assert_eq!(g, brute_force(&F16, draft, a, 7), "alpha {a}");
+                assert!((2..=6).contains(&g), "alpha {a}, draft {draft_ratio}: {g}");
+                assert!(speedup(&alpha, &costs, g).unwrap() > 1.3);
+            }
+        }
+        // A very cheap draft at α = 0.8 goes past the 3-token plateau.
+        let draft = seconds(&F16, 1) * 0.02;
+        let costs = Costs::from_throughput(&F16, draft);
+        assert!(choose_draft_len(&[0.8; 8], &costs, 7) >= 3);
+    }
+
+    #[test]
+    fn useless_draft_means_plain_decoding() {
+        let costs = Costs::from_throughput(&F16, seconds(&F16, 1) / 3.0);
+        assert_eq!(choose_draft_len(&[0.05; 8], &costs, 7), 0);
+        // A perfect free draft goes as far as allowed.
+        let costs = Costs::from_throughput(&F16, 1e-9);
+        assert_eq!(choose_draft_len(&[1.0; 8], &costs, 7), 7);
+        assert_eq!(choose_draft_len(&[1.0; 8], &costs, 3), 3);
+        assert_eq!(choose_draft_len(&[1.0; 2], &costs, 7), 2);
+        assert_eq!(choose_draft_len(&[1.0; 8], &costs, 0), 0);
+    }
+
+    #[test]
+    fn nothing_measured_means_plain_decoding() {
+        assert_eq!(choose_draft_len(&[1.0; 8], &Costs::new(), 8), 0);
+        assert_eq!(speedup(&[1.0; 8], &Costs::new(), 3), None);
+    }
+
+    #[test]
+    fn min_restricts_the_choice() {
+        let costs = Costs::from_throughput(&F16, seconds(&F16, 1) / 3.0);
+        let alpha = [0.75; 8];
+        for min in 1..=8 {
+            let g = choose_draft_len_between(&alpha, &costs, min, 8);
+            // The restricted argmax, computed directly.
+            let mut want = (0, 1.0);
+            for gamma in min..=8 {
+                let s = speedup(&alpha, &costs, gamma).unwrap();
+                if s > want.1 {
+                    want = (gamma, s);
+                }
+            }
+            assert_eq!(g, want.0, "min {min}");
+            assert!(g == 0 || g >= min);
+        }
+        assert_eq!(
+            choose_draft_len_between(&alpha, &costs, 1, 8),
+            choose_draft_len(&alpha, &costs, 8)
+        );
+    }
+
+    #[test]
+    fn interpolation_and_extrapolation() {
+        let mut c = Costs::new();
+        assert_eq!(c.target(1), None);
+        c.record_target(2, 2.0);
+        // Below the smallest measured size: in proportion.
+        assert!((c.target(1).unwrap() - 1.0).abs() < 1e-12);
+        // One size only: flat above.
+        assert!((c.target(6).unwrap() - 2.0).abs() < 1e-12);
+        c.record_target(4, 3.0);
+        assert!((c.target(3).unwrap() - 2.5).abs() < 1e-12);
+        // Above: the slope of the two largest (0.5 per token).
+        assert!((c.target(8).unwrap() - 5.0).abs() < 1e-12);
+        // A decreasing pair extrapolates flat, never below.
+        let mut d = Costs::new();
+        d.record_target(1, 2.0);
+        d.record_target(2, 1.5);
+        assert!((d.target(5).unwrap() - 1.5).abs() < 1e-12);
+        // The Q4 table's missing k = 7 lies between 6 and 8.
+        let q4 = Costs::from_throughput(&Q4, 0.01);
+        let t7 = q4.target(7).unwrap();
+        assert!(t7 > seconds(&Q4, 6) && t7 < seconds(&Q4, 8));
+    }
+
+    #[test]
+    fn estimates_resist_spikes_and_follow_lasting_changes() {
+        let mut c = Costs::new();
+        // A slow first sample does not stick.
+        c.record_target(2, 5.0);
+        c.record_target(2, 2.0);
+        c.record_target(2, 2.2);
+        assert!((c.target(2).unwrap() - 2.0).abs() < 1e-12);
+        assert_eq!(c.samples(2), 3);
+        // One spike moves the average by a few percent at most.
+        c.record_target(2, 50.0);
+        let after_spike = c.target(2).unwrap();
+        assert!(
+            after_spike > 2.0 && after_spike < 2.0 * 1.06,
+            "{after_spike}"
+        );
+        // A lasting slowdown comes through (at most 5% per sample), and so
+        // does a speedup.
+        for _ in 0..100 {
+            c.record_target(2, 10.0);
+        }
+        assert!((c.target(2).unwrap() - 10.0).abs() < 1e-2);
+        for _ in 0..100 {
+            c.record_target(2, 1.0);
+        }
+        assert!((c.target(2).unwrap() - 1.0).abs() < 1e-2);
+        // Junk is ignored.
+        c.record_target(2, f64::NAN);
+        c.record_target(2, -1.0);
+        assert_eq!(c.samples(2), 204);
+        c.record_draft(1.5);
+        c.record_draft(0.5);
+        assert!((c.draft().unwrap() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn unmeasured_draft_uses_a_guess_relative_to_the_target() {
+        let mut c = Costs::new();
+        assert_eq!(c.draft_or_guess(), None);
+        c.record_target(1, 2.0);
+        assert!((c.draft_or_guess().unwrap() - 2.0 * UNMEASURED_DRAFT_RATIO).abs() < 1e-12);
+    }
+
+    #[test]
+    fn costs_round_trip_through_json_and_tolerate_bad_input() {
+        let c = Costs::from_throughput(&F16, 0.01);
+        let s = serde_json::to_string(&c).unwrap();
+        let back: Costs = serde_json::from_str(&s).unwrap();
+        assert_eq!(back.target_samples, c.target_samples);
+        assert_eq!(back.draft_samples, c.draft_samples);
+        for k in 1..=8 {
+            assert!((back.target(k).unwrap() / c.target(k).unwrap() - 1.0).abs() < 1e-12);
+        }
+        // Mismatched lengths and junk values count as unmeasured.
+        let bad: Costs = serde_json::from_str(
+            r#"{"target_seconds":[0.1,-3.0],"target_samples":[1,5,7],"draft_seconds":0.0,"draft_samples":4}"#,
+        )
+        .unwrap();
+        assert_eq!(bad.samples(2), 0);
+        assert_eq!(bad.samples(3), 0);
+        assert!((bad.target(2).unwrap() - 0.1).abs() < 1e-12);
+        assert_eq!(bad.draft(), None);
+    }
+}

@@ -1,0 +1,333 @@
+//! Online choice of the draft length: acceptance estimates per draft
+//! position, measured costs, and a backoff that keeps a run where speculation
+//! cannot pay close to plain decoding.
+
+use crate::config::DraftLength;
+use crate::costs::{best_between, Costs};
+
+/// Prior mean of the acceptance at the first draft position.
+const PRIOR_MEAN: f64 = 0.5;
+/// Strength of the prior, in pseudo-observations. Each later position's prior
+/// mean is the estimate at the position before it (acceptance rates by
+/// position are alike), so a position never tried starts where its
+/// predecessor stands rather than at a fixed guess.
+const PRIOR_WEIGHT: f64 = 2.0;
+/// Per-observation decay of past counts: about the last 30 trials at a
+/// position count, so the estimate follows the text.
+const DECAY: f64 = 0.97;
+/// One-token passes measured before the costs are trusted (the first pass
+/// after a prefill is often slower).
+const BOOTSTRAP_PASSES: u64 = 2;
+/// Plain steps before the first re-exploration; doubles after each one that
+/// does not change the decision.
+const INITIAL_BACKOFF: usize = 8;
+/// The longest wait between re-explorations.
+const MAX_BACKOFF: usize = 256;
+/// Acceptance assumed when asking whether exploring could pay at all.
+const OPTIMISTIC_ALPHA: f64 = 0.9;
+/// Speedup an optimistic acceptance must promise for an exploration.
+const EXPLORE_MARGIN: f64 = 1.05;
+/// Two-token passes measured before their cost may rule exploration out.
+const TRUSTED_SAMPLES: u64 = 4;
+
+/// Decides how many tokens to draft each step from what the run measured.
+///
+/// In [`DraftLength::Adaptive`] mode each step drafts the length with the best
+/// expected speedup ([`crate::choose_draft_len`]) under the current estimates.
+/// When plain decoding wins, the drafter is left alone and re-exploration is
+/// rare: one short draft after 8, 16, 32, … (at most 256) plain steps, and,
+/// once two-token passes are well measured, only if the costs leave room for
+/// speculation to pay with a good draft (on a compute-bound machine they do
+/// not, and the run stays plain).
+#[derive(Debug, Clone)]
+pub struct Tuner {
+    mode: DraftLength,
+    costs: Costs,
+    /// Decayed (accepted, tried) counts per draft position, conditional on the
+    /// positions before having been accepted.
+    counts: Vec<(f64, f64)>,
+    plain_streak: usize,
+    backoff: usize,
+    explorations: u64,
+}
+
+impl Tuner {
+    /// A tuner in `mode`, starting from `initial` costs if given.
+    pub fn new(mode: DraftLength, initial: Option<Costs>) -> Self {
+        Self {
+            mode,
+            costs: initial.unwrap_or_default(),
+            counts: Vec::new(),
+            plain_streak: 0,
+            backoff: INITIAL_BACKOFF,
+            explorations: 0,
+        }
+    }
+
+    /// The current cost estimates.
+    pub fn costs(&self) -> &Costs {
+        &self.costs
+    }
+
+    /// How many re-explorations the backoff has made.
+    pub fn explorations(&self) -> u64 {
+        self.explorations
+    }
+
+    /// Acceptance estimates α_1..α_n (conditional on the positions before).
+    pub fn alpha(&self, n: usize) -> Vec<f64> {
+        let mut out = Vec::with_capacity(n);
+        let mut prior = PRIOR_MEAN;
+        for i in 0..n {
+            let (acc, tried) = self.counts.get(i).copied().unwrap_or((0.0, 0.0));
+            let a = (acc + PRIOR_WEIGHT * prior) / (tried + PRIOR_WEIGHT);
+            out.push(a);
+            prior = a;
+        }
+        out
+    }
+
+    /// How many tokens to draft this step: 0 (plain decoding) or a length in
+    /// `max(min, 1)..=cap`.
+    pub fn plan(&mut self, min: usize, cap: usize) -> usize {
+        let min = min.max(1);
+        if cap < min {
+            // Too close to the end (or drafting disabled): not a choice, so it
+            // does not count towards the backoff.
+            return 0;
+        }
+        match self.mode {
+            DraftLength::Fixed(g) => {
+                let g = g.min(cap);
+                if g >= min {
+                    g
+                } else {
+                    0
+                }
+            }
+            DraftLength::Adaptive => self.plan_adaptive(min, cap),
+        }
+    }
+
+    fn plan_adaptive(&mut self, min: usize, cap: usize) -> usize {
+        if self.costs.samples(1) < BOOTSTRAP_PASSES {
+            return 0;
+        }
+        let alpha = self.alpha(cap);
+        let (gamma, _) = best_between(&alpha, &self.costs, min, cap);
+        if gamma > 0 {
+            self.plain_streak = 0;
+            self.backoff = INITIAL_BACKOFF;
+            return gamma;
+        }
+        if self.plain_streak < self.backoff {
+            self.plain_streak += 1;
+            return 0;
+        }
+        self.plain_streak = 0;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        // Once the costs are well measured, explore only if a good draft
+        // could make speculation pay at these costs; otherwise nothing the
+        // exploration could learn would change the decision.
+        let optimistic: Vec<f64> = alpha.iter().map(|a| a.max(OPTIMISTIC_ALPHA)).collect();
+        let (_, best) = best_between(&optimistic, &self.costs, min, cap);
+        if best > EXPLORE_MARGIN || self.costs.samples(2) < TRUSTED_SAMPLES {
+            self.explorations += 1;
+            min
+        } else {
+            0
+        }
+    }
+
+    /// Records a target pass over `size` tokens that took `seconds`.
+    pub fn record_target_pass(&mut self, size: usize, seconds: f64) {
+        self.costs.record_target(size, seconds);
+    }
+
+    /// Records drafting that took `seconds` over `passes` draft passes. Pass
+    /// only steps whose first draft pass was small (not a long catch-up).
+    pub fn record_draft(&mut self, seconds: f64, passes: u64) {
+        if passes > 0 {
+            self.costs.record_draft(seconds / passes as f64);
+        }
+    }
+
+    /// Records a verification of `drafted` tokens of which the first
+    /// `accepted` were accepted.
+    pub fn record_verdict(&mut self, drafted: usize, accepted: usize) {
+        // Position i was tried only if every position before it was accepted.
+        let tried = drafted.min(accepted + 1);
+        if self.counts.len() < tried {
+            self.counts.resize(tried, (0.0, 0.0));
+        }
+        for (i, c) in self.counts.iter_mut().enumerate().take(tried) {
+            let ok = if i < accepted { 1.0 } else { 0.0 };
+            *c = (c.0 * DECAY + ok, c.1 * DECAY + 1.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::costs::speedup;
+    use augur_core::Rng;
+
+    #[test]
+    fn acceptance_estimates_are_conditional_and_start_at_the_prior() {
+        let mut t = Tuner::new(DraftLength::Adaptive, None);
+        assert_eq!(t.alpha(3), vec![PRIOR_MEAN; 3]);
+        for _ in 0..200 {
+            // First accepted, second rejected, third never tried.
+            t.record_verdict(3, 1);
+        }
+        let a = t.alpha(3);
+        assert!(a[0] > 0.95, "{a:?}");
+        // The prior (two pseudo-observations at the first position's rate)
+        // still weighs a little against ~33 decayed observations.
+        assert!(a[1] < 0.1, "{a:?}");
+        // Untried: starts from its predecessor's estimate.
+        assert!((a[2] - a[1]).abs() < 1e-12);
+        for _ in 0..200 {
+            t.record_verdict(2, 0);
+        }
+        assert!(t.alpha(1)[0] < 0.1, "recent observations dominate");
+    }
+
+    /// A simulated run: costs from a table, acceptance a fixed α per
+    /// position, deterministic random draws. Returns (tokens, seconds, steps
+    /// that drafted).
+    fn simulate(
+        table: &[(usize, f64)],
+        t_draft: f64,
+        alpha: f64,
+        steps: usize,
+    ) -> (f64, f64, usize) {
+        // Sizes missing from the table (7 for Q4, 9) follow `Costs`'
+        // interpolation and extrapolation.
+        let machine = Costs::from_throughput(table, t_draft);
+        let t = |k: usize| machine.target(k).unwrap();
+        let mut tuner = Tuner::new(DraftLength::Adaptive, None);
+        let mut rng = Rng::new(5);
+        let (mut tokens, mut seconds, mut drafting) = (0.0, 0.0, 0);
+        for _ in 0..steps {
+            let g = tuner.plan(1, 8);
+            let accepted = (0..g).take_while(|_| rng.uniform() < alpha).count();
+            if g > 0 {
+                drafting += 1;
+                seconds += g as f64 * t_draft;
+                tuner.record_draft(g as f64 * t_draft, g as u64);
+            }
+            seconds += t(g + 1);
+            tuner.record_target_pass(g + 1, t(g + 1));
+            if g > 0 {
+                tuner.record_verdict(g, accepted);
+            }
+            tokens += accepted as f64 + 1.0;
+        }
+        (tokens, seconds, drafting)
+    }
+
+    const Q4: [(usize, f64); 7] = [
+        (1, 19.6),
+        (2, 23.7),
+        (3, 24.6),
+        (4, 24.5),
+        (5, 28.0),
+        (6, 32.7),
+        (8, 26.3),
+    ];
+    const F16: [(usize, f64); 8] = [
+        (1, 8.2),
+        (2, 16.8),
+        (3, 24.4),
+        (4, 26.9),
+        (5, 32.6),
+        (6, 34.8),
+        (7, 36.5),
+        (8, 38.7),
+    ];
+
+    #[test]
+    fn compute_bound_run_stays_plain() {
+        let t_draft = 1.0 / 19.6 / 3.0;
+        for alpha in [0.3, 0.8, 0.9] {
+            let steps = 2000;
+            let (tokens, seconds, drafting) = simulate(&Q4, t_draft, alpha, steps);
+            // A few explorations at the start, then none.
+            assert!(drafting <= 10, "alpha {alpha}: {drafting} drafting steps");
+            let achieved = tokens / seconds;
+            let plain_rate = 19.6;
+            assert!(
+                achieved >= 0.98 * plain_rate,
+                "alpha {alpha}: {achieved} tok/s"
+            );
+        }
+    }
+
+    #[test]
+    fn memory_bound_run_finds_the_best_length() {
+        let t_draft = 1.0 / 8.2 / 3.0;
+        for alpha in [0.7, 0.8, 0.9] {
+            let (tokens, seconds, drafting) = simulate(&F16, t_draft, alpha, 3000);
+            assert!(drafting > 2900, "alpha {alpha}: {drafting}");
+            let achieved = tokens / seconds;
+            // The best fixed length's expected throughput, from the formula.
+            let costs = Costs::from_throughput(&F16, t_draft);
+            let a = vec![alpha; 8];
+            let best = (1..=8)
+                .map(|g| speedup(&a, &costs, g).unwrap())
+                .fold(1.0, f64::max)
+                * 8.2;
+            assert!(
+                achieved >= 0.95 * best,
+                "alpha {alpha}: {achieved} tok/s vs best fixed {best}"
+            );
+        }
+    }
+
+    #[test]
+    fn useless_draft_on_a_memory_bound_machine_costs_little() {
+        let t_draft = 1.0 / 8.2 / 3.0;
+        let (tokens, seconds, drafting) = simulate(&F16, t_draft, 0.02, 3000);
+        let achieved = tokens / seconds;
+        assert!(
+            achieved >= 0.97 * 8.2,
+            "{achieved} tok/s, {drafting} drafting steps"
+        );
+        assert!(drafting > 0, "it keeps re-exploring, rarely");
+    }
+
+    #[test]
+    fn fixed_mode_ignores_measurements() {
+        let mut t = Tuner::new(DraftLength::Fixed(4), None);
+        assert_eq!(t.plan(1, 8), 4);
+        assert_eq!(t.plan(1, 2), 2);
+        assert_eq!(t.plan(3, 2), 0);
+        assert_eq!(t.plan(5, 8), 0);
+        assert_eq!(Tuner::new(DraftLength::Fixed(0), None).plan(0, 8), 0);
+    }
+
+    #[test]
+    fn adaptive_bootstraps_with_plain_passes() {
+        let mut t = Tuner::new(DraftLength::Adaptive, None);
+        assert_eq!(t.plan(1, 8), 0);
+        t.record_target_pass(1, 0.1);
+        assert_eq!(t.plan(1, 8), 0);
+        t.record_target_pass(1, 0.1);
+        // Only one size measured: larger passes are assumed to cost the same
+        // until measured, so drafting is tried.
+        assert!(t.plan(1, 8) > 0);
+        // Cached costs skip the bootstrap.
+        let cached = Costs::from_throughput(&F16, 0.01);
+        let mut c = Tuner::new(
+            DraftLength::Adaptive,
+            Some(Costs {
+                target_samples: vec![5; 9],
+                ..cached
+            }),
+        );
+        assert!(c.plan(1, 8) > 0);
+    }
+}
