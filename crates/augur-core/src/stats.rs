@@ -21,6 +21,8 @@ pub struct RunStats {
     pub drafted_by_position: Vec<u64>,
     /// `accepted_by_position[i]`: of those, how many were accepted.
     pub accepted_by_position: Vec<u64>,
+    /// The largest target pass (tokens) during decoding.
+    pub largest_pass: usize,
     /// Verifications whose candidate came from an n-gram pool hit.
     pub pool_hits: u64,
     /// Prompt evaluation time (target and draft).

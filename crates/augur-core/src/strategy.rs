@@ -140,6 +140,7 @@ impl StepContext<'_> {
         let t0 = Instant::now();
         self.target.eval(self.batch, self.logits)?;
         self.stats.target_passes += 1;
+        self.stats.largest_pass = self.stats.largest_pass.max(proposal_len + 1);
         let t1 = Instant::now();
         self.stats.verify_seconds += (t1 - t0).as_secs_f64();
 
@@ -150,7 +151,7 @@ impl StepContext<'_> {
                 .collect();
             verify_greedy(&proposal.tokens[..proposal_len], &argmaxes)
         } else {
-            let (sampling, logits) = (&*self.sampling, &*self.logits);
+            let (sampling, logits) = (self.sampling, &*self.logits);
             verify_lazy(
                 &proposal.tokens[..proposal_len],
                 &proposal.q[..proposal_len],

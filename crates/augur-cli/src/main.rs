@@ -1,0 +1,69 @@
+//! `augur`: exact, faster local LLM decoding from the command line.
+
+mod models_cmd;
+mod run_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exact, faster local LLM decoding for GGUF models.
+///
+/// augur runs a llama.cpp model under a decoding strategy (plain, speculative
+/// with a draft model, lookahead, prompt lookup). Every strategy emits exactly
+/// what the model would: the same tokens under greedy decoding, the same
+/// distribution under sampling.
+#[derive(Debug, Parser)]
+#[command(name = "augur", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate text from a prompt, streaming it to stdout.
+    Run(run_cmd::RunArgs),
+    /// Describe a GGUF file without loading its weights.
+    Inspect(InspectArgs),
+    /// Fetch, list and convert models.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
+}
+
+/// Arguments of `augur inspect`.
+#[derive(Debug, clap::Args)]
+struct InspectArgs {
+    /// The GGUF file, or a catalog name such as qwen2.5-coder-1.5b.
+    file: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
+    let path = augur::models::resolve(&args.file)?;
+    let info = augur::gguf::inspect(&path)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        print!("{}", info.render_text());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run(args) => run_cmd::run(args),
+        Command::Inspect(args) => inspect(args),
+        Command::Models(cmd) => models_cmd::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! `augur run`: generate from a prompt.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use augur::{Engine, EngineOptions, GenerateParams, SamplingParams, StrategyConfig, StrategyKind};
+use serde::Serialize;
+
+/// Model and machine settings shared by the commands that load models.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Target model: a GGUF file or a catalog name [default: qwen2.5-coder-1.5b].
+    #[arg(short = 'm', long = "model", value_name = "TARGET")]
+    pub model: Option<String>,
+    /// Threads for the target (0 = all cores).
+    #[arg(short = 't', long, default_value_t = 0)]
+    pub threads: usize,
+    /// Context size in tokens.
+    #[arg(short = 'c', long = "ctx-size", default_value_t = 4096)]
+    pub ctx_size: usize,
+    /// Target layers to offload to the GPU (needs a cuda/metal/vulkan build).
+    #[arg(long = "n-gpu-layers", visible_alias = "ngl", default_value_t = 0)]
+    pub n_gpu_layers: u32,
+    /// Show llama.cpp's own log output.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+impl ModelArgs {
+    /// The target's path, resolving catalog names and the default.
+    pub fn target_path(&self) -> anyhow::Result<PathBuf> {
+        let spec = self
+            .model
+            .clone()
+            .unwrap_or_else(|| augur::models::default_target().name.to_string());
+        Ok(augur::models::resolve(&spec)?)
+    }
+}
+
+/// Sampling settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SamplingArgs {
+    /// Temperature; 0 is greedy decoding (the argmax at every step).
+    #[arg(long = "temp", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub temp: f32,
+    /// Keep only the K most likely tokens (0 = off).
+    #[arg(long = "top-k", default_value_t = 40)]
+    pub top_k: usize,
+    /// Keep the most likely tokens up to this probability mass, in (0, 1].
+    #[arg(long = "top-p", default_value_t = 0.95, allow_negative_numbers = true)]
+    pub top_p: f32,
+    /// Drop tokens less likely than this fraction of the top token, in [0, 1].
+    #[arg(long = "min-p", default_value_t = 0.05, allow_negative_numbers = true)]
+    pub min_p: f32,
+    /// Random seed: the same seed gives the same output.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    /// The validated sampling parameters.
+    pub fn params(&self) -> anyhow::Result<SamplingParams> {
+        let p = SamplingParams {
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            seed: self.seed,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+/// Arguments of `augur run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// The prompt text.
+    #[arg(short = 'p', long, conflicts_with = "file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Tokens to generate (stops earlier at end of generation).
+    #[arg(
+        short = 'n',
+        long = "n-predict",
+        default_value_t = 256,
+        allow_negative_numbers = true
+    )]
+    pub n_predict: i64,
+    /// Decoding strategy.
+    #[arg(long, default_value = "baseline")]
+    pub strategy: String,
+    /// Wrap the prompt as one user message in the model's chat template.
+    #[arg(long)]
+    pub chat: bool,
+    /// Print one JSON object (text, token ids, stats) instead of streaming.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct JsonStats {
+    n_prompt: usize,
+    n_generated: usize,
+    tokens_per_second: f64,
+    decode_seconds: f64,
+    prefill_seconds: f64,
+    target_passes: u64,
+    draft_passes: u64,
+    drafted: u64,
+    accepted: u64,
+    acceptance_rate: f64,
+    tokens_per_target_pass: f64,
+    acceptance_by_position: Vec<f64>,
+    draft_seconds: f64,
+    verify_seconds: f64,
+    sample_seconds: f64,
+    other_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct JsonOutput<'a> {
+    text: &'a str,
+    tokens: &'a [u32],
+    strategy: &'a str,
+    stop: augur::StopReason,
+    exactness: &'a str,
+    stats: JsonStats,
+}
+
+fn read_prompt(args: &RunArgs) -> anyhow::Result<String> {
+    match (&args.prompt, &args.file) {
+        (Some(p), _) => Ok(p.clone()),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading prompt file {}", f.display())),
+        (None, None) => bail!("give a prompt with -p TEXT or -f FILE"),
+    }
+}
+
+/// Runs `augur run`.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    if args.n_predict < 1 {
+        bail!("-n must be at least 1, got {}", args.n_predict);
+    }
+    let sampling = args.sampling.params()?;
+    let kind: StrategyKind = args.strategy.parse()?;
+    let prompt_text = read_prompt(args)?;
+    augur::llama::set_verbose(args.model.verbose);
+    let target = args.model.target_path()?;
+
+    let options = EngineOptions {
+        n_ctx: args.model.ctx_size,
+        threads: args.model.threads,
+        n_gpu_layers: args.model.n_gpu_layers,
+        strategy: StrategyConfig::new(kind),
+        ..EngineOptions::new(target)
+    };
+    let mut engine = Engine::new(options)?;
+    let prompt = engine.tokenize_prompt(&prompt_text, args.chat)?;
+    let params = GenerateParams {
+        max_tokens: usize::try_from(args.n_predict).unwrap_or(usize::MAX),
+        sampling,
+    };
+
+    let mut text = String::new();
+    let stdout = std::io::stdout();
+    let streaming = !args.json;
+    let generation = engine.generate(&prompt, &params, &mut |_, piece| {
+        text.push_str(piece);
+        if streaming {
+            let mut out = stdout.lock();
+            // A closed pipe (e.g. `| head`) stops generation instead of failing.
+            return out
+                .write_all(piece.as_bytes())
+                .and_then(|()| out.flush())
+                .is_ok();
+        }
+        true
+    })?;
+    let s = &generation.stats;
+    if args.json {
+        let out = JsonOutput {
+            text: &text,
+            tokens: &generation.tokens,
+            strategy: engine.strategy_name(),
+            stop: generation.stop,
+            exactness: generation.exactness.label(),
+            stats: JsonStats {
+                n_prompt: s.n_prompt,
+                n_generated: s.n_generated,
+                tokens_per_second: s.tokens_per_second(),
+                decode_seconds: s.decode_seconds,
+                prefill_seconds: s.prefill_seconds,
+                target_passes: s.target_passes,
+                draft_passes: s.draft_passes,
+                drafted: s.drafted,
+                accepted: s.accepted,
+                acceptance_rate: s.acceptance_rate(),
+                tokens_per_target_pass: s.tokens_per_target_pass(),
+                acceptance_by_position: s.acceptance_by_position(),
+                draft_seconds: s.draft_seconds,
+                verify_seconds: s.verify_seconds,
+                sample_seconds: s.sample_seconds,
+                other_seconds: s.other_seconds(),
+            },
+        };
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!();
+        let mut line = format!(
+            "augur: {} tokens in {:.2} s ({:.2} tokens/s), {} target passes, prompt {} tokens in {:.2} s, strategy {}, {}",
+            s.n_generated,
+            s.decode_seconds,
+            s.tokens_per_second(),
+            s.target_passes,
+            s.n_prompt,
+            s.prefill_seconds,
+            engine.strategy_name(),
+            generation.exactness.label(),
+        );
+        if s.drafted > 0 {
+            line.push_str(&format!(
+                ", accepted {}/{} drafts ({:.1} %), {:.2} tokens per target pass, time draft {:.2} s / verify {:.2} s / other {:.2} s",
+                s.accepted,
+                s.drafted,
+                100.0 * s.acceptance_rate(),
+                s.tokens_per_target_pass(),
+                s.draft_seconds,
+                s.verify_seconds,
+                s.other_seconds() + s.sample_seconds,
+            ));
+        }
+        eprintln!("{line}");
+    }
+    Ok(())
+}

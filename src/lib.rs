@@ -1,0 +1,59 @@
+//! augur: exact, faster local LLM decoding over GGUF models.
+//!
+//! The facade users depend on: it re-exports the pieces and offers an
+//! [`Engine`] that loads a target (and optionally a draft) model, builds the
+//! chosen strategy from the registry, and streams generated text.
+//!
+//! ```no_run
+//! use augur::{Engine, EngineOptions, GenerateParams};
+//! let mut engine = Engine::new(EngineOptions::new("model.gguf"))?;
+//! let prompt = engine.tokenize_prompt("Write a haiku.", true)?;
+//! let out = engine.generate(&prompt, &GenerateParams::default(), &mut |_, piece| {
+//!     print!("{piece}");
+//!     true
+//! })?;
+//! eprintln!("{:.1} tokens/s", out.stats.tokens_per_second());
+//! # Ok::<(), augur::AugurError>(())
+//! ```
+
+mod engine;
+mod registry;
+
+pub use engine::{load_model, Engine, EngineOptions};
+pub use registry::{StrategyConfig, StrategyKind};
+
+pub use augur_core::{
+    generate, strategy::Exactness, Batch, CoreError, GenerateParams, Generation, LogitRows, Model,
+    RunStats, SamplingParams, StopReason, Strategy, TokenId,
+};
+
+/// The strategy-independent core (model interface, sampling, verification).
+pub use augur_core as core;
+/// GGUF header inspection and draft/target compatibility checks.
+pub use augur_gguf as gguf;
+/// The llama.cpp backend.
+pub use augur_llama as llama;
+/// The default models and their cache.
+pub use augur_models as models;
+
+use thiserror::Error;
+
+/// Errors of the augur facade.
+#[derive(Debug, Error)]
+pub enum AugurError {
+    /// A model file failed inspection or the draft does not fit the target.
+    #[error(transparent)]
+    Gguf(#[from] augur_gguf::GgufError),
+    /// The llama.cpp backend failed.
+    #[error(transparent)]
+    Llama(#[from] augur_llama::LlamaError),
+    /// Generation failed.
+    #[error(transparent)]
+    Core(#[from] augur_core::CoreError),
+    /// A default model is missing or could not be fetched.
+    #[error(transparent)]
+    Models(#[from] augur_models::ModelsError),
+    /// The configuration is inconsistent.
+    #[error("{0}")]
+    Config(String),
+}
