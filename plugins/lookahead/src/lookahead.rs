@@ -1,0 +1,825 @@
+//! Greedy lookahead decoding (Fu, Bailis, Stoica & Zhang, ICML 2024).
+//!
+//! Sequences: 0 is the committed text, `1..=W` the window columns,
+//! `W+1..=W+G` the verification candidates. Between steps every sequence holds
+//! the committed text `tokens[..P]`; the pending token x is at position P.
+//!
+//! One step is ONE target pass over:
+//! 1. x at P on every sequence `{0, 1, …, W+G}` (0 first, so x attends to the
+//!    committed text), logits on;
+//! 2. each of the g ≤ G pool continuations stored under x, at P+1…P+N−1 on
+//!    sequence W+1+c, logits on;
+//! 3. window level 0, columns 1..W−1: `L[0][i]` at P+i on `{i+1, …, W}`,
+//!    logits off (column 0's level-0 slot is x itself);
+//! 4. levels 1..N−2 of every column i: `L[j][i]` at P+i+j on `{i+1}`, logits
+//!    on at the last level only.
+//!
+//! Sequence i+1 is then the causal chain x, `L[0][1..=i]`, `L[1..][i]` (the
+//! paper's lookahead branch), and each candidate sees only the committed text,
+//! x and its own earlier tokens. The emitted tokens are the target's argmax at
+//! x and then at the tokens of a candidate that agrees with everything emitted
+//! so far, so they are the baseline's argmax chain: each of those positions
+//! attends to exactly the committed text plus the emitted tokens before it.
+//!
+//! After the pass: the window shifts one level per emitted token (the first
+//! shift brings in the Jacobi update — the argmax at each column's last level —
+//! later ones a copy of the new level 0), the pool harvests one n-gram per
+//! column (key: the column's level-0 token, x for column 0), and the KV cache
+//! is cleaned: positions ≥ the new P are removed from every sequence; if a
+//! candidate won, its sequence is kept alone, copied to 0, and 0 is copied to
+//! every other sequence.
+//!
+//! Two pool sources beyond the paper, both on by default and both only
+//! affecting speed: the prompt's n-grams at the start, and the n-grams of the
+//! committed text as it grows (see [`LookaheadConfig`]). With both off the
+//! pool is filled by the window's harvest alone, as in the paper and
+//! llama.cpp.
+
+use std::time::Instant;
+
+use augur_core::sampling::argmax;
+use augur_core::strategy::Exactness;
+use augur_core::{CoreError, SeqId, StepContext, Strategy, TokenId};
+
+use crate::error::Error;
+use crate::pool::NgramPool;
+
+const NAME: &str = "lookahead";
+
+/// Window columns by default. On a 2-core CPU every extra column costs N−1
+/// tokens per pass and nothing layout-wise pays except the smallest one (see
+/// lookahead.md); to be tuned on real models.
+pub const DEFAULT_WINDOW: usize = 1;
+
+/// N-gram length by default (the paper's smallest useful value).
+pub const DEFAULT_NGRAM: usize = 3;
+
+/// Verification candidates per step by default.
+pub const DEFAULT_CANDIDATES: usize = 1;
+
+/// The longest n-gram accepted by [`LookaheadConfig::validate`].
+pub const MAX_NGRAM: usize = 32;
+
+/// The most window columns or candidates accepted by
+/// [`LookaheadConfig::validate`] (the backend's sequence limit is checked when
+/// a generation starts).
+const MAX_SEQS: usize = 1024;
+
+/// Settings of [`Lookahead`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookaheadConfig {
+    /// W: window columns (≥ 1).
+    pub window: usize,
+    /// N: n-gram length (≥ 3): the window has N−1 levels, candidates N−1 tokens.
+    pub ngram: usize,
+    /// G: the most candidates verified per step, and the most continuations
+    /// the pool keeps per key (≥ 1).
+    pub candidates: usize,
+    /// Also fill the pool with the prompt's own n-grams at the start (not in
+    /// the paper; helps when the output repeats the prompt). Default on.
+    pub seed_pool_from_prompt: bool,
+    /// Also add the n-grams of the generated text to the pool as they are
+    /// committed (not in the paper; the committed text is the target's own
+    /// argmax chain, so these candidates are right whenever it repeats).
+    /// Default on: with small G the window's harvest keeps overwriting the
+    /// pool, and on the in-memory model this more than doubled the tokens
+    /// per pass of W=1, N=3, G=1 on repeated text (`examples/tune.rs`).
+    pub pool_from_output: bool,
+    /// The largest target pass whose logits are bit-identical to one-token
+    /// passes (from calibration); `None` when unknown or unlimited. Only
+    /// affects the reported [`Exactness`].
+    pub max_exact_batch: Option<usize>,
+}
+
+impl Default for LookaheadConfig {
+    fn default() -> Self {
+        Self {
+            window: DEFAULT_WINDOW,
+            ngram: DEFAULT_NGRAM,
+            candidates: DEFAULT_CANDIDATES,
+            seed_pool_from_prompt: true,
+            pool_from_output: true,
+            max_exact_batch: None,
+        }
+    }
+}
+
+impl LookaheadConfig {
+    /// A configuration with W, N, G and the other settings at their defaults.
+    pub fn new(window: usize, ngram: usize, candidates: usize) -> Self {
+        Self {
+            window,
+            ngram,
+            candidates,
+            ..Default::default()
+        }
+    }
+
+    /// Checks the parameters (the backend's limits are checked at the start of
+    /// a generation).
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.window == 0 {
+            return Err(Error::config(
+                NAME,
+                "the window needs at least 1 column (W >= 1)",
+            ));
+        }
+        if self.ngram < 3 || self.ngram > MAX_NGRAM {
+            return Err(Error::config(
+                NAME,
+                format!(
+                    "the n-gram length must be in 3..={MAX_NGRAM} (N >= 3: with N = 2 the window has \
+                     no level to iterate), got {}",
+                    self.ngram
+                ),
+            ));
+        }
+        if self.candidates == 0 {
+            return Err(Error::config(
+                NAME,
+                "at least 1 verification candidate is needed (G >= 1): without candidates \
+                 lookahead only costs extra",
+            ));
+        }
+        if self.window > MAX_SEQS || self.candidates > MAX_SEQS {
+            return Err(Error::config(
+                NAME,
+                format!(
+                    "W = {} and G = {} must each be at most {MAX_SEQS}",
+                    self.window, self.candidates
+                ),
+            ));
+        }
+        if self.max_exact_batch == Some(0) {
+            return Err(Error::config(
+                NAME,
+                "the largest exact batch must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// KV sequences a generation needs: W + G + 1.
+    pub fn sequences_needed(&self) -> usize {
+        self.window + self.candidates + 1
+    }
+
+    /// Tokens in one step's batch with `g` candidates: (W + g)(N − 1).
+    pub fn batch_len(&self, g: usize) -> usize {
+        (self.window + g) * (self.ngram - 1)
+    }
+}
+
+/// Greedy lookahead decoding (strategy name `lookahead`). See the module
+/// documentation for the exact batch layout.
+///
+/// The window starts from the prompt: the guess for position P+d (column i,
+/// level j with i + j = d) is what followed the latest earlier occurrence of
+/// the pending token in the prompt, continued periodically, or the prompt's
+/// tokens in order when the pending token did not occur before. Guesses only
+/// affect speed, never the output.
+#[derive(Debug, Clone)]
+pub struct Lookahead {
+    config: LookaheadConfig,
+    /// `window[j][i]`: level j (0..N−1), column i (0..W).
+    window: Vec<Vec<TokenId>>,
+    pool: NgramPool,
+    largest_batch: usize,
+    /// The next key position whose n-gram [`LookaheadConfig::pool_from_output`]
+    /// adds.
+    output_from: usize,
+    // Scratch, reused across steps.
+    candidates: Vec<Vec<TokenId>>,
+    candidate_rows: Vec<Vec<usize>>,
+    last_rows: Vec<usize>,
+    seq_scratch: Vec<SeqId>,
+    emitted: Vec<TokenId>,
+}
+
+impl Default for Lookahead {
+    fn default() -> Self {
+        Self::build(LookaheadConfig::default())
+    }
+}
+
+impl Lookahead {
+    /// A lookahead strategy with `config`, validated.
+    pub fn new(config: LookaheadConfig) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Self::build(config))
+    }
+
+    fn build(config: LookaheadConfig) -> Self {
+        Self {
+            window: vec![vec![0; config.window]; config.ngram - 1],
+            pool: NgramPool::new(config.ngram - 1, config.candidates),
+            largest_batch: 0,
+            output_from: 0,
+            candidates: Vec::new(),
+            candidate_rows: Vec::new(),
+            last_rows: Vec::new(),
+            seq_scratch: Vec::new(),
+            emitted: Vec::new(),
+            config,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &LookaheadConfig {
+        &self.config
+    }
+
+    /// The n-gram pool (for reports and tests).
+    pub fn pool(&self) -> &NgramPool {
+        &self.pool
+    }
+
+    /// The window, `window()[level][column]` (for reports and tests).
+    pub fn window(&self) -> &[Vec<TokenId>] {
+        &self.window
+    }
+
+    /// The largest target pass of the current generation, in tokens.
+    pub fn largest_batch(&self) -> usize {
+        self.largest_batch
+    }
+
+    /// Checks that this generation can run: greedy sampling and enough KV
+    /// sequences.
+    fn check(&self, ctx: &StepContext<'_>) -> Result<(), CoreError> {
+        if !ctx.sampling.is_greedy() {
+            return Err(CoreError::Unsupported {
+                strategy: NAME,
+                reason: format!(
+                    "lookahead decoding is greedy only (temperature 0, got {}): its candidates \
+                     are checked against the argmax, which cannot preserve the sampling \
+                     distribution; use --strategy prompt-lookup or speculative for sampling",
+                    ctx.sampling.temperature
+                ),
+            });
+        }
+        let needed = self.config.sequences_needed();
+        let have = ctx.target.n_seq_max();
+        if have < needed {
+            return Err(CoreError::Unsupported {
+                strategy: NAME,
+                reason: format!(
+                    "W = {} and G = {} need {needed} KV sequences (W + G + 1) but the model \
+                     context has {have}: raise its sequence count or lower W or G",
+                    self.config.window, self.config.candidates
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Fills the window from the prompt (see the type documentation).
+    fn init_window(&mut self, tokens: &[TokenId]) {
+        let len = tokens.len();
+        let Some(&x) = tokens.last() else {
+            return;
+        };
+        let earlier = tokens[..len - 1].iter().rposition(|&t| t == x);
+        let guess = |d: usize| -> TokenId {
+            match earlier {
+                // tokens[k..len-1] followed by x is a cycle of period len-1-k.
+                Some(k) => tokens[k + d % (len - 1 - k)],
+                None => tokens[d % len],
+            }
+        };
+        for (j, level) in self.window.iter_mut().enumerate() {
+            for (i, slot) in level.iter_mut().enumerate() {
+                *slot = guess(i + j);
+            }
+        }
+    }
+
+    /// Adds the n-grams of `tokens` whose key is at `from` or later and which
+    /// are complete; returns the next key position to add.
+    fn add_text_ngrams(&mut self, tokens: &[TokenId], from: usize) -> usize {
+        let n1 = self.config.ngram - 1;
+        let mut k = from;
+        while k + n1 < tokens.len() {
+            self.pool.insert(tokens[k], &tokens[k + 1..=k + n1]);
+            k += 1;
+        }
+        k
+    }
+
+    /// One plain decoding step keeping every sequence in step: x on all of
+    /// them. Used where the lookahead batch would run past the context.
+    fn plain_step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
+        let (x, p) = (ctx.pending(), ctx.pending_pos());
+        let all: Vec<SeqId> = (0..self.config.sequences_needed() as SeqId).collect();
+        ctx.batch.clear();
+        ctx.batch.add(x, p, &all, true);
+        let t0 = Instant::now();
+        ctx.target.eval(ctx.batch, ctx.logits)?;
+        let t1 = Instant::now();
+        ctx.stats.target_passes += 1;
+        ctx.stats.verify_seconds += (t1 - t0).as_secs_f64();
+        let next = argmax(ctx.logits.row(0));
+        ctx.stats.sample_seconds += t1.elapsed().as_secs_f64();
+        self.largest_batch = self.largest_batch.max(1);
+        ctx.tokens.push(next);
+        Ok(())
+    }
+}
+
+impl Strategy for Lookahead {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
+        self.check(ctx)?;
+        let t = Instant::now();
+        self.largest_batch = 0;
+        self.pool.clear();
+        self.init_window(ctx.tokens);
+        self.output_from = ctx.pending_pos();
+        if self.config.seed_pool_from_prompt {
+            self.add_text_ngrams(ctx.tokens, 0);
+        }
+        // The prefill wrote the committed text to sequence 0 only; every
+        // window and candidate sequence attends to it too.
+        let p = ctx.pending_pos();
+        ctx.target.remove_from(-1, p)?;
+        for s in 1..self.config.sequences_needed() as SeqId {
+            ctx.target.copy_seq(0, s, 0)?;
+        }
+        ctx.stats.draft_seconds += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
+        self.check(ctx)?;
+        let w = self.config.window;
+        let n = self.config.ngram;
+        let g_max = self.config.candidates;
+        let x = ctx.pending();
+        let p = ctx.pending_pos();
+
+        // The farthest position the batch reaches: P + max(W+N−3, N−1).
+        let extent = (w + n - 3).max(n - 1);
+        if p + extent >= ctx.target.n_ctx() {
+            return self.plain_step(ctx);
+        }
+
+        let t_draft = Instant::now();
+        // Candidates: the pool's continuations under x.
+        self.candidates.clear();
+        self.candidates
+            .extend(self.pool.get(x).take(g_max).map(<[TokenId]>::to_vec));
+        let g = self.candidates.len();
+
+        let batch = &mut *ctx.batch;
+        batch.clear();
+        let mut row = 0usize;
+        // 1. x on every sequence, 0 first.
+        self.seq_scratch.clear();
+        self.seq_scratch.extend(0..(w + g_max + 1) as SeqId);
+        batch.add(x, p, &self.seq_scratch, true);
+        row += 1;
+        // 2. candidates, each on its own sequence.
+        self.candidate_rows.resize_with(g, Vec::new);
+        for (c, cand) in self.candidates.iter().enumerate() {
+            let seq = (w + 1 + c) as SeqId;
+            let rows = &mut self.candidate_rows[c];
+            rows.clear();
+            for (v, &t) in cand.iter().enumerate() {
+                batch.add(t, p + 1 + v, &[seq], true);
+                rows.push(row);
+                row += 1;
+            }
+        }
+        // 3. level 0, columns 1..W−1, shared by the branches to their right.
+        for i in 1..w {
+            self.seq_scratch.clear();
+            self.seq_scratch.extend((i + 1) as SeqId..=w as SeqId);
+            batch.add(self.window[0][i], p + i, &self.seq_scratch, false);
+        }
+        // 4. levels 1..N−2 of every column, logits at the last level.
+        self.last_rows.clear();
+        for j in 1..n - 1 {
+            let last = j == n - 2;
+            for i in 0..w {
+                batch.add(self.window[j][i], p + i + j, &[(i + 1) as SeqId], last);
+                if last {
+                    self.last_rows.push(row);
+                    row += 1;
+                }
+            }
+        }
+        debug_assert_eq!(batch.len(), self.config.batch_len(g));
+        debug_assert_eq!(batch.n_outputs(), row);
+        self.largest_batch = self.largest_batch.max(batch.len());
+        let t_eval = Instant::now();
+        ctx.stats.draft_seconds += (t_eval - t_draft).as_secs_f64();
+
+        ctx.target.eval(ctx.batch, ctx.logits)?;
+        let t_sample = Instant::now();
+        ctx.stats.target_passes += 1;
+        ctx.stats.verify_seconds += (t_sample - t_eval).as_secs_f64();
+
+        // Greedy acceptance: out(x), then walk the candidates that agree with
+        // everything emitted so far.
+        let logits = &*ctx.logits;
+        let limit = ctx.max_new.max(1);
+        self.emitted.clear();
+        let mut id = argmax(logits.row(0));
+        self.emitted.push(id);
+        let mut active: Vec<bool> = vec![true; g];
+        let mut winner = None;
+        for v in 0..n - 1 {
+            if ctx.target.is_eog(id) || self.emitted.len() >= limit {
+                break;
+            }
+            for (c, a) in active.iter_mut().enumerate() {
+                *a = *a && self.candidates[c][v] == id;
+            }
+            let Some(c) = active.iter().position(|&a| a) else {
+                break;
+            };
+            winner = Some(c);
+            id = argmax(logits.row(self.candidate_rows[c][v]));
+            self.emitted.push(id);
+        }
+        let jacobi: Vec<TokenId> = self
+            .last_rows
+            .iter()
+            .map(|&r| argmax(logits.row(r)))
+            .collect();
+        let m = self.emitted.len();
+        let t_update = Instant::now();
+        ctx.stats.sample_seconds += (t_update - t_sample).as_secs_f64();
+
+        // Harvest: per column, key = its level-0 token (x for column 0, the
+        // token actually decoded there), value = the column after the first
+        // shift: levels 1..N−2, then the Jacobi update.
+        let mut ngram = Vec::with_capacity(n - 1);
+        for (i, &new_last) in jacobi.iter().enumerate() {
+            let key = if i == 0 { x } else { self.window[0][i] };
+            ngram.clear();
+            ngram.extend((1..n - 1).map(|j| self.window[j][i]));
+            ngram.push(new_last);
+            self.pool.insert(key, &ngram);
+        }
+        // Shift one level per emitted token; the new last level is the Jacobi
+        // update on the first shift and a copy of the new level 0 afterwards.
+        // (N >= 3, so there are at least two levels.)
+        let levels = self.window.len();
+        for k in 0..m {
+            self.window.rotate_left(1);
+            let (head, last) = self.window.split_at_mut(levels - 1);
+            if k == 0 {
+                last[0].copy_from_slice(&jacobi);
+            } else {
+                last[0].copy_from_slice(&head[0]);
+            }
+        }
+        ctx.stats.draft_seconds += t_update.elapsed().as_secs_f64();
+
+        // Statistics: every candidate's tokens were verified; the winner's
+        // first m−1 were used.
+        for c in 0..g {
+            let used = if winner == Some(c) { m - 1 } else { 0 };
+            ctx.stats.record_verdict(n - 1, used);
+        }
+        if m > 1 {
+            ctx.stats.pool_hits += 1;
+        }
+
+        // KV cleanup: the committed text is now tokens[..P'] with P' = P + m.
+        let new_p = p + m;
+        ctx.target.remove_from(-1, new_p)?;
+        if let (Some(c), true) = (winner, m > 1) {
+            let s = (w + 1 + c) as SeqId;
+            ctx.target.keep_only(s)?;
+            ctx.target.copy_seq(s, 0, 0)?;
+            for t in 1..(w + g_max + 1) as SeqId {
+                if t != s {
+                    ctx.target.copy_seq(0, t, 0)?;
+                }
+            }
+        }
+        ctx.tokens.extend_from_slice(&self.emitted);
+        if self.config.pool_from_output {
+            self.output_from = self.add_text_ngrams(ctx.tokens, self.output_from);
+        }
+        Ok(())
+    }
+
+    fn exactness(&self) -> Exactness {
+        match self.config.max_exact_batch {
+            Some(b) if self.largest_batch > b => Exactness::KernelLevel,
+            _ => Exactness::BitIdentical,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use augur_core::model::RunLogits;
+    use augur_core::testing::InMemoryModel;
+    use augur_core::{
+        generate, Batch, GenerateParams, LogitRows, Model, ModelError, Rng, RunStats,
+        SamplingParams,
+    };
+
+    /// The in-memory model with fewer KV sequences.
+    struct FewSeqs(InMemoryModel, usize);
+
+    impl Model for FewSeqs {
+        fn n_vocab(&self) -> usize {
+            self.0.n_vocab()
+        }
+        fn n_ctx(&self) -> usize {
+            self.0.n_ctx()
+        }
+        fn n_seq_max(&self) -> usize {
+            self.1
+        }
+        fn is_eog(&self, token: TokenId) -> bool {
+            self.0.is_eog(token)
+        }
+        fn eval(&mut self, batch: &Batch, out: &mut LogitRows) -> Result<(), ModelError> {
+            self.0.eval(batch, out)
+        }
+        fn remove_from(&mut self, seq: SeqId, from: usize) -> Result<(), ModelError> {
+            self.0.remove_from(seq, from)
+        }
+        fn copy_seq(&mut self, src: SeqId, dst: SeqId, from: usize) -> Result<(), ModelError> {
+            self.0.copy_seq(src, dst, from)
+        }
+        fn keep_only(&mut self, seq: SeqId) -> Result<(), ModelError> {
+            self.0.keep_only(seq)
+        }
+    }
+
+    #[test]
+    fn nonsense_parameters_are_refused() {
+        for (w, n, g) in [
+            (0, 3, 1),
+            (1, 2, 1),
+            (1, 0, 1),
+            (1, 3, 0),
+            (1, MAX_NGRAM + 1, 1),
+        ] {
+            let c = LookaheadConfig::new(w, n, g);
+            let e = c.validate().unwrap_err();
+            assert!(
+                matches!(e, Error::InvalidConfig { strategy: NAME, .. }),
+                "{c:?}"
+            );
+            assert!(Lookahead::new(c).is_err());
+        }
+        let c = LookaheadConfig {
+            max_exact_batch: Some(0),
+            ..Default::default()
+        };
+        assert!(c.validate().is_err());
+        for (w, n, g) in [(1, 3, 1), (15, 5, 15), (1, MAX_NGRAM, 1)] {
+            assert!(LookaheadConfig::new(w, n, g).validate().is_ok());
+        }
+        assert_eq!(LookaheadConfig::new(2, 4, 3).sequences_needed(), 6);
+        assert_eq!(LookaheadConfig::new(2, 4, 3).batch_len(1), 9);
+    }
+
+    #[test]
+    fn too_few_sequences_is_an_error() {
+        let mut m = FewSeqs(InMemoryModel::random(8, 1), 4);
+        let params = GenerateParams {
+            max_tokens: 5,
+            ..Default::default()
+        };
+        let mut s = Lookahead::new(LookaheadConfig::new(2, 3, 2)).unwrap();
+        let e = generate(&mut m, &mut s, &[1, 2], &params, &mut |_| true).unwrap_err();
+        match e {
+            CoreError::Unsupported { strategy, reason } => {
+                assert_eq!(strategy, NAME);
+                assert!(reason.contains("need 5 KV sequences"), "{reason}");
+            }
+            other => panic!("expected Unsupported, got {other}"),
+        }
+        // Exactly enough is fine.
+        let mut m = FewSeqs(InMemoryModel::random(8, 1), 5);
+        assert!(generate(&mut m, &mut s, &[1, 2], &params, &mut |_| true).is_ok());
+    }
+
+    /// Drives the strategy step by step and checks the KV invariant after each
+    /// step: every sequence holds exactly the committed text tokens[..len-1].
+    fn check_kv_invariant(
+        model: InMemoryModel,
+        prompt: &[TokenId],
+        config: LookaheadConfig,
+    ) -> u64 {
+        let mut m = model;
+        let v = m.n_vocab();
+        let n_seqs = config.sequences_needed() as SeqId;
+        let mut s = Lookahead::new(config).unwrap();
+        let mut tokens = prompt.to_vec();
+        let mut stats = RunStats::default();
+        let mut rng = Rng::new(0);
+        let mut batch = Batch::new();
+        let mut logits = LogitRows::new(v);
+        let sampling = SamplingParams::greedy();
+        if prompt.len() > 1 {
+            batch.add_run(&prompt[..prompt.len() - 1], 0, RunLogits::None);
+            m.eval(&batch, &mut logits).unwrap();
+        }
+        for step in 0..40 {
+            let mut ctx = StepContext {
+                target: &mut m,
+                tokens: &mut tokens,
+                n_prompt: prompt.len(),
+                sampling: &sampling,
+                rng: &mut rng,
+                stats: &mut stats,
+                max_new: 1000,
+                batch: &mut batch,
+                logits: &mut logits,
+            };
+            if step == 0 {
+                s.start(&mut ctx).unwrap();
+            }
+            s.step(&mut ctx).unwrap();
+            let committed = &tokens[..tokens.len() - 1];
+            for seq in 0..n_seqs {
+                assert_eq!(
+                    m.sequence(seq),
+                    committed,
+                    "sequence {seq} after step {step}"
+                );
+            }
+            assert_eq!(
+                m.cache_len(),
+                committed.len(),
+                "stray cells after step {step}"
+            );
+        }
+        assert_eq!(stats.target_passes, 40);
+        stats.accepted
+    }
+
+    #[test]
+    fn every_sequence_holds_the_committed_text_between_steps() {
+        let mut accepted = 0;
+        for seed in 0..6 {
+            for (w, n, g) in [(1, 3, 1), (3, 4, 2), (4, 5, 4)] {
+                let m = InMemoryModel::random(6 + seed as usize, seed).with_history(seed + 10);
+                let config = LookaheadConfig {
+                    seed_pool_from_prompt: seed % 2 == 0,
+                    pool_from_output: seed % 3 == 0,
+                    ..LookaheadConfig::new(w, n, g)
+                };
+                accepted += check_kv_invariant(m, &[1, 2, 3, 1, 2, 3, 1], config);
+            }
+        }
+        // The invariant was also checked after steps where candidates won.
+        assert!(accepted > 0);
+    }
+
+    /// 0 → 1 → 2 → 0 deterministically (bigram, argmax cycle).
+    fn cycle_model() -> InMemoryModel {
+        let rows: Vec<Vec<f64>> = (0..4)
+            .map(|i| {
+                (0..4)
+                    .map(|j| if j == (i + 1) % 3 { 10.0 } else { 1.0 })
+                    .collect()
+            })
+            .collect();
+        InMemoryModel::bigram(&rows)
+    }
+
+    #[test]
+    fn window_starts_from_the_prompt() {
+        let mut s = Lookahead::new(LookaheadConfig::new(3, 3, 1)).unwrap();
+        // x = 7 occurred at 1: the cycle 7, 5, 6 continues periodically.
+        s.init_window(&[4, 7, 5, 6, 7]);
+        assert_eq!(s.window(), &[vec![7, 5, 6], vec![5, 6, 7]]);
+        // x = 9 never occurred: the prompt in order.
+        s.init_window(&[4, 8, 9]);
+        assert_eq!(s.window(), &[vec![4, 8, 9], vec![8, 9, 4]]);
+    }
+
+    #[test]
+    fn harvest_keys_column_zero_by_the_pending_token() {
+        // W = 1, N = 3: the batch is x and the level-1 token; the harvested
+        // 3-gram is (x, old level 1, its Jacobi update).
+        let mut m = cycle_model();
+        let mut s = Lookahead::new(LookaheadConfig::new(1, 3, 1)).unwrap();
+        let params = GenerateParams {
+            max_tokens: 1,
+            ..Default::default()
+        };
+        // Prompt [3, 0]: x = 0 never occurred before, so the window is the
+        // prompt in order: level 0 = [3], level 1 = [0].
+        generate(&mut m, &mut s, &[3, 0], &params, &mut |_| true).unwrap();
+        // The level-1 token 0 sat at P+1; its argmax is 1.
+        assert_eq!(s.pool().get(0).collect::<Vec<_>>(), vec![&[0, 1][..]]);
+        assert_eq!(s.pool().len(), 1);
+        // After the shift: level 0 = old level 1, level 1 = the Jacobi update.
+        assert_eq!(s.window(), &[vec![0], vec![1]]);
+    }
+
+    #[test]
+    fn pool_candidates_are_accepted_on_a_cycle() {
+        let mut m = cycle_model();
+        let mut s = Lookahead::new(LookaheadConfig::new(2, 4, 2)).unwrap();
+        let params = GenerateParams {
+            max_tokens: 40,
+            ..Default::default()
+        };
+        let g = generate(&mut m, &mut s, &[0], &params, &mut |_| true).unwrap();
+        let want: Vec<TokenId> = (0..40).map(|i| ((i + 1) % 3) as TokenId).collect();
+        assert_eq!(g.tokens, want);
+        assert!(g.stats.pool_hits > 0);
+        assert!(g.stats.accepted > 0);
+        // Up to N tokens per pass once the pool knows the cycle.
+        assert!(g.stats.target_passes <= 20, "{:?}", g.stats);
+        assert_eq!(g.stats.drafted % 3, 0);
+        assert!(s.largest_batch() >= LookaheadConfig::new(2, 4, 2).batch_len(1));
+    }
+
+    #[test]
+    fn text_ngrams_are_added_once_complete() {
+        let mut s = Lookahead::new(LookaheadConfig::new(1, 3, 2)).unwrap();
+        assert_eq!(s.add_text_ngrams(&[5, 6, 7, 8], 0), 2);
+        assert_eq!(s.pool().get(5).collect::<Vec<_>>(), vec![&[6, 7][..]]);
+        assert_eq!(s.pool().get(6).collect::<Vec<_>>(), vec![&[7, 8][..]]);
+        assert_eq!(s.pool().len(), 2);
+        // Nothing new until a token completes the next n-gram.
+        assert_eq!(s.add_text_ngrams(&[5, 6, 7, 8], 2), 2);
+        assert_eq!(s.add_text_ngrams(&[5, 6, 7, 8, 5], 2), 3);
+        assert_eq!(s.pool().get(7).collect::<Vec<_>>(), vec![&[8, 5][..]]);
+    }
+
+    #[test]
+    fn output_ngrams_feed_the_pool() {
+        let run = |pool_from_output| {
+            let mut m = cycle_model().with_history(3);
+            let config = LookaheadConfig {
+                seed_pool_from_prompt: false,
+                pool_from_output,
+                ..LookaheadConfig::new(1, 3, 1)
+            };
+            let mut s = Lookahead::new(config).unwrap();
+            let params = GenerateParams {
+                max_tokens: 60,
+                ..Default::default()
+            };
+            generate(&mut m, &mut s, &[0], &params, &mut |_| true).unwrap()
+        };
+        let (without, with) = (run(false), run(true));
+        assert_eq!(without.tokens, with.tokens);
+        assert!(
+            with.stats.target_passes < without.stats.target_passes,
+            "{:?} vs {:?}",
+            with.stats,
+            without.stats
+        );
+    }
+
+    #[test]
+    fn exactness_label_follows_the_largest_batch() {
+        let mut m = cycle_model();
+        let params = GenerateParams {
+            max_tokens: 10,
+            ..Default::default()
+        };
+        let mut s = Lookahead::new(LookaheadConfig {
+            max_exact_batch: Some(3),
+            ..LookaheadConfig::new(1, 3, 1)
+        })
+        .unwrap();
+        generate(&mut m, &mut s, &[0], &params, &mut |_| true).unwrap();
+        assert_eq!(s.exactness(), Exactness::KernelLevel);
+        let mut s = Lookahead::new(LookaheadConfig {
+            max_exact_batch: Some(64),
+            ..LookaheadConfig::new(1, 3, 1)
+        })
+        .unwrap();
+        generate(&mut m, &mut s, &[0], &params, &mut |_| true).unwrap();
+        assert_eq!(s.exactness(), Exactness::BitIdentical);
+    }
+
+    #[test]
+    fn near_the_end_of_the_context_plain_steps_take_over() {
+        let mut m = cycle_model().with_n_ctx(8);
+        let mut s = Lookahead::new(LookaheadConfig::new(3, 4, 2)).unwrap();
+        let g = generate(
+            &mut m,
+            &mut s,
+            &[0, 1],
+            &GenerateParams::default(),
+            &mut |_| true,
+        )
+        .unwrap();
+        assert_eq!(g.stop, augur_core::StopReason::ContextFull);
+        let want: Vec<TokenId> = (0..7).map(|i| ((i + 2) % 3) as TokenId).collect();
+        assert_eq!(g.tokens, want);
+    }
+}

@@ -1,0 +1,485 @@
+//! Prompt lookup: drafts copied from earlier text, verified exactly.
+
+use std::time::Instant;
+
+use augur_core::strategy::Exactness;
+use augur_core::{CoreError, Proposal, StepContext, Strategy, TokenId};
+
+use crate::budget::{Budget, BudgetPolicy, Outcome};
+use crate::error::Error;
+use crate::ngram_index::{Evidence, NgramIndex, MAX_INDEX_NGRAM};
+
+const NAME: &str = "prompt-lookup";
+
+/// Shortest n-gram matched by default. Single tokens match by chance often,
+/// but the evidence rule (2 occurrences, 66 % share) and the adaptive budget
+/// keep chance matches cheap, and they catch copies that longer keys miss
+/// right after a divergence.
+pub const DEFAULT_LOOKUP_NGRAM_MIN: usize = 1;
+
+/// Longest n-gram matched by default (llama.cpp's lookup uses 4 too). On the
+/// in-memory model (see `examples/tune.rs`) ranges 1..=3 and
+/// 1..=4 were within noise of each other, and 1..=2 drafted less on copied
+/// text; 4 prefers the more specific match when a short n-gram occurs in
+/// several places.
+pub const DEFAULT_LOOKUP_NGRAM_MAX: usize = 4;
+
+/// Longest draft by default. The cap reaches it after a run of fully accepted
+/// drafts (1, 2, 4, 8), and drafts that long are only proposed when the
+/// acceptance estimate makes them worth their cost. Callers running in
+/// bit-exact mode set it to the calibrated batch size minus one.
+pub const DEFAULT_DRAFT_MAX: usize = 8;
+
+/// Draft-length cap at the start of a generation.
+pub const DEFAULT_INITIAL_DRAFT: usize = 1;
+
+/// Cost of one drafted token in single-token passes. 0.65 is the measured
+/// compute-bound case (a Q4_K_M target on 2 cores), the conservative choice:
+/// drafting then needs an acceptance estimate above 65 %, which copying
+/// reaches and chance matches do not. Set it from calibration (≈ T(2)/T(1) − 1)
+/// on a memory-bound target, where it is ≈ 0.05–0.2 and drafting pays much
+/// earlier.
+pub const DEFAULT_DRAFT_COST: f64 = 0.65;
+
+/// The acceptance estimate at the start of a generation: above the default
+/// draft cost, so the first candidate is tried; one miss brings it below.
+pub const DEFAULT_INITIAL_RATE: f64 = 0.75;
+
+/// Weight of each new observation in the acceptance estimate.
+pub const DEFAULT_LEARNING_RATE: f64 = 0.25;
+
+/// Settings of [`PromptLookup`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptLookupConfig {
+    /// Shortest n-gram to match (≥ 1).
+    pub ngram_min: usize,
+    /// Longest n-gram to match (≥ `ngram_min`, ≤ [`MAX_INDEX_NGRAM`]); longer
+    /// matches are tried first.
+    pub ngram_max: usize,
+    /// Longest draft (≥ 1).
+    pub draft_max: usize,
+    /// Draft-length cap at the start of a generation (1..=`draft_max`).
+    pub initial_draft: usize,
+    /// Cost of one drafted token in single-token target passes (≥ 0); see
+    /// [`DEFAULT_DRAFT_COST`].
+    pub draft_cost: f64,
+    /// The acceptance estimate at the start of a generation, in [0, 1].
+    pub initial_rate: f64,
+    /// Weight of each new observation in the acceptance estimate, in (0, 1].
+    pub learning_rate: f64,
+    /// The minimum-evidence rule a continuation must pass to be drafted.
+    pub evidence: Evidence,
+    /// The largest target pass whose logits are bit-identical to one-token
+    /// passes (from calibration); `None` when unknown or unlimited. Only
+    /// affects the reported [`Exactness`].
+    pub max_exact_batch: Option<usize>,
+}
+
+impl Default for PromptLookupConfig {
+    fn default() -> Self {
+        Self {
+            ngram_min: DEFAULT_LOOKUP_NGRAM_MIN,
+            ngram_max: DEFAULT_LOOKUP_NGRAM_MAX,
+            draft_max: DEFAULT_DRAFT_MAX,
+            initial_draft: DEFAULT_INITIAL_DRAFT,
+            draft_cost: DEFAULT_DRAFT_COST,
+            initial_rate: DEFAULT_INITIAL_RATE,
+            learning_rate: DEFAULT_LEARNING_RATE,
+            evidence: Evidence::default(),
+            max_exact_batch: None,
+        }
+    }
+}
+
+impl PromptLookupConfig {
+    /// Checks every parameter.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.ngram_min == 0 {
+            return Err(Error::config(
+                NAME,
+                "the shortest n-gram must be at least 1",
+            ));
+        }
+        if self.ngram_max < self.ngram_min || self.ngram_max > MAX_INDEX_NGRAM {
+            return Err(Error::config(
+                NAME,
+                format!(
+                    "the longest n-gram must be in {}..={MAX_INDEX_NGRAM}, got {}",
+                    self.ngram_min, self.ngram_max
+                ),
+            ));
+        }
+        if self.draft_max == 0 {
+            return Err(Error::config(
+                NAME,
+                "the longest draft must be at least 1 (use the baseline strategy for none)",
+            ));
+        }
+        if self.initial_draft == 0 || self.initial_draft > self.draft_max {
+            return Err(Error::config(
+                NAME,
+                format!(
+                    "the initial draft length must be in 1..={}, got {}",
+                    self.draft_max, self.initial_draft
+                ),
+            ));
+        }
+        if !(self.draft_cost.is_finite() && self.draft_cost >= 0.0) {
+            return Err(Error::config(
+                NAME,
+                format!(
+                    "the draft cost must be a finite number >= 0, got {}",
+                    self.draft_cost
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.initial_rate) {
+            return Err(Error::config(
+                NAME,
+                format!(
+                    "the initial acceptance estimate must be in [0, 1], got {}",
+                    self.initial_rate
+                ),
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
+            return Err(Error::config(
+                NAME,
+                format!(
+                    "the learning rate must be in (0, 1], got {}",
+                    self.learning_rate
+                ),
+            ));
+        }
+        if self.evidence.min_count.is_empty()
+            || self.evidence.min_percent.is_empty()
+            || self.evidence.min_percent.iter().any(|&p| p > 100)
+        {
+            return Err(Error::config(
+                NAME,
+                "the evidence rule needs counts and percentages (0..=100) for each n-gram length",
+            ));
+        }
+        if self.max_exact_batch == Some(0) {
+            return Err(Error::config(
+                NAME,
+                "the largest exact batch must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    fn policy(&self) -> BudgetPolicy {
+        BudgetPolicy {
+            max_len: self.draft_max,
+            initial_len: self.initial_draft,
+            initial_rate: self.initial_rate,
+            learning_rate: self.learning_rate,
+            draft_cost: self.draft_cost,
+        }
+    }
+}
+
+/// Prompt-lookup drafting (strategy name `prompt-lookup`).
+///
+/// Each step indexes the tokens appended since the last step, looks for the
+/// longest recent n-gram that occurred earlier with a dominant continuation
+/// ([`NgramIndex`]), and proposes that continuation as a deterministic draft
+/// (one-hot q) to the shared verifier, which makes the output exact in greedy
+/// and in sampling mode. [`BudgetPolicy`] sets the draft length.
+#[derive(Debug, Clone)]
+pub struct PromptLookup {
+    config: PromptLookupConfig,
+    policy: BudgetPolicy,
+    index: NgramIndex,
+    budget: Budget,
+    draft: Vec<TokenId>,
+    largest_batch: usize,
+}
+
+impl Default for PromptLookup {
+    fn default() -> Self {
+        let config = PromptLookupConfig::default();
+        Self::build(config)
+    }
+}
+
+impl PromptLookup {
+    /// A prompt-lookup strategy with `config`, validated.
+    pub fn new(config: PromptLookupConfig) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Self::build(config))
+    }
+
+    fn build(config: PromptLookupConfig) -> Self {
+        let policy = config.policy();
+        Self {
+            index: NgramIndex::new(config.ngram_min, config.ngram_max),
+            budget: policy.initial(),
+            policy,
+            config,
+            draft: Vec::new(),
+            largest_batch: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PromptLookupConfig {
+        &self.config
+    }
+
+    /// The budget state (for reports and tests).
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    /// The largest target pass of the current generation, in tokens.
+    pub fn largest_batch(&self) -> usize {
+        self.largest_batch
+    }
+
+    /// Indexes `history` (appended tokens only) and writes into `out` the
+    /// candidate draft of up to `max_len` tokens (empty when nothing matches).
+    /// Exposed so other drivers can reuse the drafter.
+    pub fn candidate(&mut self, history: &[TokenId], max_len: usize, out: &mut Vec<TokenId>) {
+        self.index.update(history);
+        out.clear();
+        if max_len == 0 {
+            return;
+        }
+        if let Some(m) = self.index.find(history, &self.config.evidence) {
+            NgramIndex::draft(history, &m, max_len, out);
+        }
+    }
+
+    fn reset(&mut self) {
+        self.index.clear();
+        self.budget = self.policy.initial();
+        self.largest_batch = 0;
+    }
+}
+
+impl Strategy for PromptLookup {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
+        self.reset();
+        let t = Instant::now();
+        self.index.update(ctx.tokens);
+        ctx.stats.draft_seconds += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
+        let t = Instant::now();
+        let mut draft = std::mem::take(&mut self.draft);
+        self.candidate(ctx.tokens, self.config.draft_max, &mut draft);
+        let k = self
+            .policy
+            .draft_len(&self.budget)
+            .min(draft.len())
+            .min(ctx.max_drafts());
+        ctx.stats.draft_seconds += t.elapsed().as_secs_f64();
+
+        let outcome = if k > 0 {
+            ctx.stats.pool_hits += 1;
+            let verdict = ctx.verify_proposal(&Proposal::deterministic(&draft[..k]))?;
+            Some(Outcome::Verified {
+                drafted: k,
+                accepted: verdict.accepted,
+            })
+        } else {
+            let verdict = ctx.verify_proposal(&Proposal::new())?;
+            draft.first().map(|&d| Outcome::Shadow {
+                hit: d == verdict.next,
+            })
+        };
+        self.largest_batch = self.largest_batch.max(k + 1);
+        if let Some(o) = outcome {
+            self.budget = self.policy.next(self.budget, o);
+        }
+        self.draft = draft;
+        Ok(())
+    }
+
+    fn exactness(&self) -> Exactness {
+        match self.config.max_exact_batch {
+            Some(b) if self.largest_batch > b => Exactness::KernelLevel,
+            _ => Exactness::BitIdentical,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use augur_core::testing::InMemoryModel;
+    use augur_core::{generate, GenerateParams, SamplingParams};
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let ok = PromptLookupConfig::default();
+        assert!(PromptLookup::new(ok.clone()).is_ok());
+        let bad = [
+            PromptLookupConfig {
+                ngram_min: 0,
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                ngram_min: 3,
+                ngram_max: 2,
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                ngram_max: MAX_INDEX_NGRAM + 1,
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                draft_max: 0,
+                initial_draft: 0,
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                initial_draft: 9,
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                initial_draft: 0,
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                draft_cost: -0.1,
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                draft_cost: f64::NAN,
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                initial_rate: 1.5,
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                learning_rate: 0.0,
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                evidence: Evidence {
+                    min_count: vec![1],
+                    min_percent: vec![101],
+                },
+                ..ok.clone()
+            },
+            PromptLookupConfig {
+                max_exact_batch: Some(0),
+                ..ok
+            },
+        ];
+        for c in bad {
+            let e = PromptLookup::new(c.clone()).unwrap_err();
+            assert!(
+                matches!(e, Error::InvalidConfig { strategy: NAME, .. }),
+                "{c:?}"
+            );
+            let core: CoreError = e.into();
+            assert!(matches!(core, CoreError::InvalidParameter(_)));
+        }
+    }
+
+    /// A deterministic cycle 0 → 1 → 2 → 3 → 0 with a prompt that already
+    /// shows it: after one miss-free warm-up the drafts grow to the cap.
+    #[test]
+    fn copying_grows_the_draft_and_saves_passes() {
+        let rows: Vec<Vec<f64>> = (0..5)
+            .map(|i| {
+                (0..5)
+                    .map(|j| if j == (i + 1) % 4 { 10.0 } else { 1.0 })
+                    .collect()
+            })
+            .collect();
+        let mut m = InMemoryModel::bigram(&rows);
+        let mut s = PromptLookup::default();
+        let params = GenerateParams {
+            max_tokens: 60,
+            sampling: SamplingParams::greedy(),
+        };
+        let g = generate(&mut m, &mut s, &[0, 1, 2, 3, 0, 1], &params, &mut |_| true).unwrap();
+        let want: Vec<TokenId> = (0..60).map(|i| ((i + 2) % 4) as TokenId).collect();
+        assert_eq!(g.tokens, want);
+        assert!(g.stats.target_passes < 15, "{:?}", g.stats);
+        assert_eq!(g.stats.drafted, g.stats.accepted);
+        assert!(s.largest_batch() > DEFAULT_DRAFT_MAX);
+        assert_eq!(s.exactness(), Exactness::BitIdentical);
+        let mut capped = PromptLookup::new(PromptLookupConfig {
+            max_exact_batch: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+        generate(
+            &mut m,
+            &mut capped,
+            &[0, 1, 2, 3, 0, 1],
+            &params,
+            &mut |_| true,
+        )
+        .unwrap();
+        assert_eq!(capped.exactness(), Exactness::KernelLevel);
+    }
+
+    #[test]
+    fn same_seed_same_text_under_sampling() {
+        let params = |seed| GenerateParams {
+            max_tokens: 40,
+            sampling: SamplingParams {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 1.0,
+                min_p: 0.0,
+                seed,
+            },
+        };
+        let prompt = [1, 2, 3, 1, 2, 3, 1, 2];
+        let run = |seed| {
+            let mut m = InMemoryModel::random(5, 9);
+            let g = generate(
+                &mut m,
+                &mut PromptLookup::default(),
+                &prompt,
+                &params(seed),
+                &mut |_| true,
+            )
+            .unwrap();
+            (g.tokens, g.stats.drafted)
+        };
+        let (a, drafted) = run(3);
+        assert!(drafted > 0);
+        assert_eq!(run(3).0, a);
+        assert_ne!(run(4).0, a);
+    }
+
+    #[test]
+    fn no_repetition_means_no_drafts() {
+        // Prompt without repeats and a model whose argmax walks 0,1,2,…: no
+        // n-gram ever recurs within 9 tokens.
+        let rows: Vec<Vec<f64>> = (0..16)
+            .map(|i| {
+                (0..16)
+                    .map(|j| if j == (i + 1) % 16 { 10.0 } else { 1.0 })
+                    .collect()
+            })
+            .collect();
+        let mut m = InMemoryModel::bigram(&rows);
+        let mut s = PromptLookup::default();
+        let params = GenerateParams {
+            max_tokens: 9,
+            sampling: SamplingParams::greedy(),
+        };
+        let g = generate(&mut m, &mut s, &[3, 4, 5], &params, &mut |_| true).unwrap();
+        assert_eq!(g.stats.drafted, 0);
+        assert_eq!(g.stats.pool_hits, 0);
+        assert_eq!(g.stats.target_passes, 9);
+    }
+}
