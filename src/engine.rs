@@ -6,7 +6,10 @@ use std::sync::Arc;
 use augur_core::{GenerateParams, Generation, Strategy, TokenId};
 use augur_llama::{ContextParams, GgufModel, LlamaSession, LoadParams, Utf8Stream};
 
-use crate::registry::{build, StrategyConfig};
+use augur_speculative::{Costs, Drafter};
+
+use crate::calibration::{self, Calibration};
+use crate::registry::{build, build_custom, DraftModel, StrategyConfig};
 use crate::AugurError;
 
 /// What an [`Engine`] loads and how it runs.
@@ -57,12 +60,22 @@ pub fn load_model(path: &Path, n_gpu_layers: u32) -> Result<Arc<GgufModel>, Augu
     Ok(GgufModel::load(path, &params)?)
 }
 
+fn draft_threads(options: &EngineOptions) -> usize {
+    if options.draft_threads == 0 {
+        options.threads
+    } else {
+        options.draft_threads
+    }
+}
+
 /// A target model with a context and a strategy, ready to generate.
 pub struct Engine {
     // Drops before the models it borrows from (the sessions hold `Arc`s anyway).
     strategy: Box<dyn Strategy + Send>,
     target: LlamaSession,
     target_model: Arc<GgufModel>,
+    draft_model: Option<Arc<GgufModel>>,
+    calibration: Option<Calibration>,
     options: EngineOptions,
 }
 
@@ -75,17 +88,57 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Loads the models of `options` and builds its strategy.
+    /// Loads the models of `options` and builds its strategy. A draft model is
+    /// checked against the target's vocabulary before its weights are loaded.
     pub fn new(options: EngineOptions) -> Result<Self, AugurError> {
+        let draft_path = if options.strategy.kind.needs_draft() {
+            let path = options.draft.clone().ok_or_else(|| {
+                AugurError::Config(format!(
+                    "the {} strategy needs a draft model (-md FILE)",
+                    options.strategy.kind
+                ))
+            })?;
+            augur_gguf::check_draft_compatible(&options.target, &path)?;
+            Some(path)
+        } else {
+            None
+        };
         let target = load_model(&options.target, options.n_gpu_layers)?;
-        Self::with_target(target, options)
+        let draft = match draft_path {
+            Some(path) => Some(load_model(&path, options.n_gpu_layers_draft)?),
+            None => None,
+        };
+        Self::with_models(target, draft, options)
     }
 
-    /// Like [`Engine::new`] with the target already loaded (several engines
-    /// may share one model).
-    pub fn with_target(
+    /// Like [`Engine::new`] with the models already loaded (several engines
+    /// may share them). The draft must already have been checked against the
+    /// target ([`augur_gguf::check_draft_compatible`]).
+    pub fn with_models(
+        target_model: Arc<GgufModel>,
+        draft_model: Option<Arc<GgufModel>>,
+        options: EngineOptions,
+    ) -> Result<Self, AugurError> {
+        Self::assemble(target_model, draft_model, options, None)
+    }
+
+    /// An engine whose drafts come from an application's [`Drafter`]
+    /// (retrieval, a cache of earlier answers, an editor's buffer), verified by
+    /// the same exact rule as every other strategy. `name` labels its reports.
+    pub fn with_drafter(
         target_model: Arc<GgufModel>,
         options: EngineOptions,
+        name: &'static str,
+        drafter: Box<dyn Drafter + Send>,
+    ) -> Result<Self, AugurError> {
+        Self::assemble(target_model, None, options, Some((name, drafter)))
+    }
+
+    fn assemble(
+        target_model: Arc<GgufModel>,
+        draft_model: Option<Arc<GgufModel>>,
+        mut options: EngineOptions,
+        custom: Option<(&'static str, Box<dyn Drafter + Send>)>,
     ) -> Result<Self, AugurError> {
         options.strategy.validate()?;
         if options.n_ctx < 8 {
@@ -94,18 +147,63 @@ impl Engine {
                 options.n_ctx
             )));
         }
+        let drafting = custom.is_some() || options.strategy.kind.needs_draft();
+        let mut calibration = None;
+        if drafting {
+            let cap = options.strategy.speculative.draft_max.clamp(1, 15) + 1;
+            let target_cal = calibration::cached_or_measure(&target_model, options.threads, cap)?;
+            let d_threads = draft_threads(&options);
+            let spec = &mut options.strategy.speculative;
+            spec.max_exact_pass = Some(target_cal.max_exact_pass);
+            spec.exact = options.strategy.exact.resolve(target_cal.max_exact_pass);
+            if spec.initial_costs.is_none() {
+                let throughput: Vec<(usize, f64)> = (1..=target_cal.pass_seconds.len())
+                    .filter_map(|k| target_cal.throughput(k).map(|t| (k, t)))
+                    .collect();
+                let draft_seconds = match &draft_model {
+                    Some(d) => calibration::cached_or_measure(d, d_threads, 1)?.pass_seconds[0],
+                    // Model-free drafters cost (next to) nothing.
+                    None => 0.0,
+                };
+                spec.initial_costs = Some(Costs::from_throughput(&throughput, draft_seconds));
+            }
+            calibration = Some(target_cal);
+        }
         let target = target_model.new_session(&ContextParams {
             n_ctx: options.n_ctx,
             n_threads: options.threads,
             ..ContextParams::default()
         })?;
-        let strategy = build(&options.strategy)?;
+        let draft: Option<DraftModel> = match &draft_model {
+            Some(d) => Some(Box::new(d.new_session(&ContextParams {
+                n_ctx: options.n_ctx,
+                n_threads: draft_threads(&options),
+                ..ContextParams::default()
+            })?)),
+            None => None,
+        };
+        let strategy = match custom {
+            Some((name, drafter)) => build_custom(name, drafter, &options.strategy)?,
+            None => build(&options.strategy, draft)?,
+        };
         Ok(Self {
             strategy,
             target,
             target_model,
+            draft_model,
+            calibration,
             options,
         })
+    }
+
+    /// The calibration drafting strategies run with (pass costs, bit-exact size).
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.calibration.as_ref()
+    }
+
+    /// The draft model, if the strategy uses one.
+    pub fn draft_model(&self) -> Option<&Arc<GgufModel>> {
+        self.draft_model.as_ref()
     }
 
     /// The target model.

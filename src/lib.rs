@@ -16,15 +16,18 @@
 //! # Ok::<(), augur::AugurError>(())
 //! ```
 
+pub mod calibration;
 mod engine;
 mod registry;
 
+/// Speculative decoding's settings and the application drafter trait.
+pub use augur_speculative as speculative;
 pub use engine::{load_model, Engine, EngineOptions};
-pub use registry::{StrategyConfig, StrategyKind};
+pub use registry::{DraftModel, ExactMode, StrategyConfig, StrategyKind};
 
 pub use augur_core::{
-    generate, strategy::Exactness, Batch, CoreError, GenerateParams, Generation, LogitRows, Model,
-    RunStats, SamplingParams, StopReason, Strategy, TokenId,
+    generate, Batch, CoreError, Exactness, GenerateParams, Generation, LogitRows, Model, RunStats,
+    SamplingParams, StopReason, Strategy, TokenId,
 };
 
 /// The strategy-independent core (model interface, sampling, verification).

@@ -52,8 +52,27 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// llama.cpp's multi-letter single-dash flags, rewritten to their long forms
+/// (clap would read `-md` as `-m d`).
+const LLAMA_STYLE_FLAGS: &[(&str, &str)] = &[
+    ("-md", "--model-draft"),
+    ("-ngl", "--n-gpu-layers"),
+    ("-ngld", "--n-gpu-layers-draft"),
+    ("-td", "--threads-draft"),
+];
+
+fn rewrite_llama_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.map(|a| {
+        LLAMA_STYLE_FLAGS
+            .iter()
+            .find(|(short, _)| a == *short)
+            .map_or(a, |(_, long)| (*long).into())
+    })
+    .collect()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(rewrite_llama_flags(std::env::args_os()));
     let result = match &cli.command {
         Command::Run(args) => run_cmd::run(args),
         Command::Inspect(args) => inspect(args),

@@ -38,6 +38,84 @@ impl ModelArgs {
     }
 }
 
+/// Draft model and draft-length settings (speculative decoding).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DraftArgs {
+    /// Draft model for --strategy speculative: a GGUF file or catalog name with
+    /// the target's vocabulary [default with the default target: qwen2.5-coder-0.5b].
+    #[arg(long = "model-draft", visible_alias = "md", value_name = "DRAFT")]
+    pub model_draft: Option<String>,
+    /// Most tokens drafted per step. Without it the draft length adapts to the
+    /// measured acceptance and this machine's costs (up to 8, or none at all
+    /// when drafting does not pay).
+    #[arg(long = "draft-max")]
+    pub draft_max: Option<usize>,
+    /// Fewest drafts worth verifying; shorter proposals are dropped (greedy).
+    #[arg(long = "draft-min", default_value_t = 0)]
+    pub draft_min: usize,
+    /// Stop drafting when the draft's top probability falls below P (0 = off).
+    #[arg(
+        long = "draft-p-min",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub draft_p_min: f64,
+    /// Draft layers to offload to the GPU.
+    #[arg(
+        long = "n-gpu-layers-draft",
+        visible_alias = "ngld",
+        default_value_t = 0
+    )]
+    pub n_gpu_layers_draft: u32,
+    /// Threads for the draft (0 = same as the target).
+    #[arg(long = "threads-draft", visible_alias = "td", default_value_t = 0)]
+    pub threads_draft: usize,
+    /// Bit-exact mode: verification passes never exceed the size whose logits
+    /// calibration found bit-identical to one-token passes, so greedy output is
+    /// the baseline's token for token. Default: on when that size allows 2+
+    /// drafts per pass, otherwise kernel-level exactness.
+    #[arg(long, conflicts_with = "no_exact")]
+    pub exact: bool,
+    /// Allow any pass size (kernel-level exactness).
+    #[arg(long = "no-exact")]
+    pub no_exact: bool,
+}
+
+impl DraftArgs {
+    /// The draft's path: given, or the default draft when the target is the
+    /// default target.
+    pub fn draft_path(&self, target: &std::path::Path) -> anyhow::Result<PathBuf> {
+        if let Some(spec) = &self.model_draft {
+            return Ok(augur::models::resolve(spec)?);
+        }
+        let default_target = augur::models::default_target();
+        if target.file_name().and_then(|n| n.to_str()) == Some(default_target.file_name) {
+            return Ok(augur::models::resolve(augur::models::default_draft().name)?);
+        }
+        bail!("--strategy speculative needs a draft model with the target's vocabulary: -md FILE")
+    }
+
+    /// Applies the draft settings to a strategy configuration.
+    pub fn apply(&self, config: &mut StrategyConfig) {
+        let spec = &mut config.speculative;
+        if let Some(max) = self.draft_max {
+            *spec = augur::speculative::SpeculativeConfig {
+                initial_costs: spec.initial_costs.take(),
+                ..augur::speculative::SpeculativeConfig::fixed(max)
+            };
+        }
+        spec.draft_min = self.draft_min;
+        spec.draft_p_min = self.draft_p_min;
+        config.exact = if self.exact {
+            augur::ExactMode::Bit
+        } else if self.no_exact {
+            augur::ExactMode::Kernel
+        } else {
+            augur::ExactMode::Auto
+        };
+    }
+}
+
 /// Sampling settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SamplingArgs {
@@ -80,6 +158,8 @@ pub struct RunArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub draft: DraftArgs,
     /// The prompt text.
     #[arg(short = 'p', long, conflicts_with = "file")]
     pub prompt: Option<String>,
@@ -94,7 +174,7 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub n_predict: i64,
-    /// Decoding strategy.
+    /// Decoding strategy: baseline, speculative.
     #[arg(long, default_value = "baseline")]
     pub strategy: String,
     /// Wrap the prompt as one user message in the model's chat template.
@@ -118,6 +198,7 @@ struct JsonStats {
     accepted: u64,
     acceptance_rate: f64,
     tokens_per_target_pass: f64,
+    largest_pass: usize,
     acceptance_by_position: Vec<f64>,
     draft_seconds: f64,
     verify_seconds: f64,
@@ -132,6 +213,7 @@ struct JsonOutput<'a> {
     strategy: &'a str,
     stop: augur::StopReason,
     exactness: &'a str,
+    max_exact_pass: Option<usize>,
     stats: JsonStats,
 }
 
@@ -155,11 +237,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     augur::llama::set_verbose(args.model.verbose);
     let target = args.model.target_path()?;
 
+    let mut strategy = StrategyConfig::new(kind);
+    args.draft.apply(&mut strategy);
+    let draft = if kind.needs_draft() {
+        Some(args.draft.draft_path(&target)?)
+    } else {
+        None
+    };
     let options = EngineOptions {
         n_ctx: args.model.ctx_size,
         threads: args.model.threads,
+        draft_threads: args.draft.threads_draft,
         n_gpu_layers: args.model.n_gpu_layers,
-        strategy: StrategyConfig::new(kind),
+        n_gpu_layers_draft: args.draft.n_gpu_layers_draft,
+        strategy,
+        draft,
         ..EngineOptions::new(target)
     };
     let mut engine = Engine::new(options)?;
@@ -192,6 +284,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             strategy: engine.strategy_name(),
             stop: generation.stop,
             exactness: generation.exactness.label(),
+            max_exact_pass: engine.calibration().map(|c| c.max_exact_pass),
             stats: JsonStats {
                 n_prompt: s.n_prompt,
                 n_generated: s.n_generated,
@@ -204,6 +297,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 accepted: s.accepted,
                 acceptance_rate: s.acceptance_rate(),
                 tokens_per_target_pass: s.tokens_per_target_pass(),
+                largest_pass: s.largest_pass,
                 acceptance_by_position: s.acceptance_by_position(),
                 draft_seconds: s.draft_seconds,
                 verify_seconds: s.verify_seconds,
@@ -227,11 +321,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         );
         if s.drafted > 0 {
             line.push_str(&format!(
-                ", accepted {}/{} drafts ({:.1} %), {:.2} tokens per target pass, time draft {:.2} s / verify {:.2} s / other {:.2} s",
+                ", accepted {}/{} drafts ({:.1} %), {:.2} tokens per target pass, by position [{}], time draft {:.2} s / verify {:.2} s / other {:.2} s",
                 s.accepted,
                 s.drafted,
                 100.0 * s.acceptance_rate(),
                 s.tokens_per_target_pass(),
+                s.acceptance_by_position()
+                    .iter()
+                    .map(|a| format!("{:.2}", a))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 s.draft_seconds,
                 s.verify_seconds,
                 s.other_seconds() + s.sample_seconds,

@@ -27,5 +27,5 @@ pub use model::{Batch, LogitRows, Model, SeqId, TokenId};
 pub use rng::Rng;
 pub use sampling::{SamplingParams, SparseDist};
 pub use stats::RunStats;
-pub use strategy::{StepContext, Strategy};
+pub use strategy::{Exactness, StepContext, Strategy};
 pub use verify::{Proposal, Verdict};
