@@ -134,6 +134,29 @@ impl Engine {
         Self::assemble(target_model, None, options, Some((name, drafter)))
     }
 
+    /// An engine running an application's own [`Strategy`] (for experiments
+    /// and tests; it gets no calibration and must keep the output exact itself).
+    pub fn with_strategy(
+        target_model: Arc<GgufModel>,
+        options: EngineOptions,
+        strategy: Box<dyn Strategy + Send>,
+    ) -> Result<Self, AugurError> {
+        let target = target_model.new_session(&ContextParams {
+            n_ctx: options.n_ctx,
+            n_threads: options.threads,
+            n_seq_max: options.strategy.sequences_needed(),
+            ..ContextParams::default()
+        })?;
+        Ok(Self {
+            strategy,
+            target,
+            target_model,
+            draft_model: None,
+            calibration: None,
+            options,
+        })
+    }
+
     fn assemble(
         target_model: Arc<GgufModel>,
         draft_model: Option<Arc<GgufModel>>,
@@ -147,15 +170,16 @@ impl Engine {
                 options.n_ctx
             )));
         }
-        let drafting = custom.is_some() || options.strategy.kind.needs_draft();
+        let drafting = custom.is_some() || options.strategy.kind.drafts();
         let mut calibration = None;
         if drafting {
-            let cap = options.strategy.speculative.draft_max.clamp(1, 15) + 1;
+            let cap = options.strategy.largest_pass().clamp(2, 16);
             let target_cal = calibration::cached_or_measure(&target_model, options.threads, cap)?;
+            options
+                .strategy
+                .apply_calibration(target_cal.max_exact_pass, &target_cal.pass_seconds)?;
             let d_threads = draft_threads(&options);
             let spec = &mut options.strategy.speculative;
-            spec.max_exact_pass = Some(target_cal.max_exact_pass);
-            spec.exact = options.strategy.exact.resolve(target_cal.max_exact_pass);
             if spec.initial_costs.is_none() {
                 let throughput: Vec<(usize, f64)> = (1..=target_cal.pass_seconds.len())
                     .filter_map(|k| target_cal.throughput(k).map(|t| (k, t)))
@@ -172,6 +196,7 @@ impl Engine {
         let target = target_model.new_session(&ContextParams {
             n_ctx: options.n_ctx,
             n_threads: options.threads,
+            n_seq_max: options.strategy.sequences_needed(),
             ..ContextParams::default()
         })?;
         let draft: Option<DraftModel> = match &draft_model {

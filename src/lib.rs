@@ -20,6 +20,8 @@ pub mod calibration;
 mod engine;
 mod registry;
 
+/// Lookahead and prompt-lookup settings.
+pub use augur_lookahead as lookahead;
 /// Speculative decoding's settings and the application drafter trait.
 pub use augur_speculative as speculative;
 pub use engine::{load_model, Engine, EngineOptions};

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use augur_core::{Model, Strategy};
+use augur_lookahead::{Lookahead, LookaheadConfig, PromptLookup, PromptLookupConfig};
 use augur_speculative::{DraftVerify, Drafter, Speculative, SpeculativeConfig};
 
 use crate::AugurError;
@@ -15,23 +16,39 @@ pub enum StrategyKind {
     Baseline,
     /// A draft model proposes tokens; the target verifies them in one pass.
     Speculative,
+    /// Greedy lookahead decoding: Jacobi iterations and an n-gram pool, no draft model.
+    Lookahead,
+    /// Drafts copied from earlier text (prompt or output) that the n-gram at the end matches.
+    PromptLookup,
 }
 
 impl StrategyKind {
     /// Every strategy, in the order `--help` lists them.
-    pub const ALL: &'static [StrategyKind] = &[StrategyKind::Baseline, StrategyKind::Speculative];
+    pub const ALL: &'static [StrategyKind] = &[
+        StrategyKind::Baseline,
+        StrategyKind::Speculative,
+        StrategyKind::Lookahead,
+        StrategyKind::PromptLookup,
+    ];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             StrategyKind::Baseline => "baseline",
             StrategyKind::Speculative => augur_speculative::NAME,
+            StrategyKind::Lookahead => "lookahead",
+            StrategyKind::PromptLookup => "prompt-lookup",
         }
     }
 
     /// True if the strategy needs a draft model.
     pub fn needs_draft(self) -> bool {
         matches!(self, StrategyKind::Speculative)
+    }
+
+    /// True if the strategy drafts (and so needs calibration and rollback).
+    pub fn drafts(self) -> bool {
+        !matches!(self, StrategyKind::Baseline)
     }
 
     /// Comma-separated names, for messages.
@@ -99,6 +116,10 @@ pub struct StrategyConfig {
     pub kind: StrategyKind,
     /// Speculative settings (draft length, stopping rules).
     pub speculative: SpeculativeConfig,
+    /// Lookahead settings (W, N, G).
+    pub lookahead: LookaheadConfig,
+    /// Prompt-lookup settings (n-gram sizes, draft length).
+    pub prompt_lookup: PromptLookupConfig,
     /// Exactness guarantee for drafting strategies.
     pub exact: ExactMode,
 }
@@ -115,6 +136,8 @@ impl StrategyConfig {
         Self {
             kind,
             speculative: SpeculativeConfig::default(),
+            lookahead: LookaheadConfig::default(),
+            prompt_lookup: PromptLookupConfig::default(),
             exact: ExactMode::Auto,
         }
     }
@@ -124,6 +147,77 @@ impl StrategyConfig {
         self.speculative
             .validate()
             .map_err(|e| AugurError::Config(e.to_string()))?;
+        match self.kind {
+            StrategyKind::Lookahead => self
+                .lookahead
+                .validate()
+                .map_err(|e| AugurError::Config(e.to_string()))?,
+            StrategyKind::PromptLookup => self
+                .prompt_lookup
+                .validate()
+                .map_err(|e| AugurError::Config(e.to_string()))?,
+            StrategyKind::Baseline | StrategyKind::Speculative => {}
+        }
+        Ok(())
+    }
+
+    /// Sequence ids the target context must offer.
+    pub fn sequences_needed(&self) -> usize {
+        match self.kind {
+            StrategyKind::Lookahead => self.lookahead.sequences_needed(),
+            _ => 1,
+        }
+    }
+
+    /// The largest target pass the strategy may make, for calibration.
+    pub fn largest_pass(&self) -> usize {
+        match self.kind {
+            StrategyKind::Baseline => 1,
+            StrategyKind::Speculative => self.speculative.draft_max + 1,
+            StrategyKind::PromptLookup => self.prompt_lookup.draft_max + 1,
+            StrategyKind::Lookahead => self.lookahead.batch_len(self.lookahead.candidates),
+        }
+    }
+
+    /// Applies calibration: the bit-exact pass size (capping drafts in
+    /// bit-exact mode) and this machine's pass costs.
+    pub fn apply_calibration(
+        &mut self,
+        max_exact_pass: usize,
+        pass_seconds: &[f64],
+    ) -> Result<(), AugurError> {
+        let exact = self.exact.resolve(max_exact_pass);
+        self.speculative.max_exact_pass = Some(max_exact_pass);
+        self.speculative.exact = exact;
+        self.prompt_lookup.max_exact_batch = Some(max_exact_pass);
+        self.lookahead.max_exact_batch = Some(max_exact_pass);
+        if exact {
+            let cap = max_exact_pass.saturating_sub(1);
+            self.prompt_lookup.draft_max = self.prompt_lookup.draft_max.min(cap);
+            self.prompt_lookup.initial_draft = self.prompt_lookup.initial_draft.min(cap.max(1));
+        }
+        if self.kind == StrategyKind::Lookahead {
+            let smallest = self.lookahead.batch_len(0).max(self.lookahead.batch_len(1));
+            if self.exact == ExactMode::Bit && smallest > max_exact_pass {
+                return Err(AugurError::Config(format!(
+                    "lookahead's batch ({smallest} tokens) exceeds the bit-exact pass size \
+                     of this model and build ({max_exact_pass}); run it without --exact"
+                )));
+            }
+        }
+        if self.kind == StrategyKind::PromptLookup && exact && self.prompt_lookup.draft_max == 0 {
+            return Err(AugurError::Config(
+                "on this model and build only one-token passes are bit-identical, so bit-exact \
+                 prompt lookup could never draft; run it without --exact"
+                    .into(),
+            ));
+        }
+        // What one more drafted token costs, in single-pass units.
+        if let (Some(&t1), Some(&t2)) = (pass_seconds.first(), pass_seconds.get(1)) {
+            if t1 > 0.0 {
+                self.prompt_lookup.draft_cost = (t2 / t1 - 1.0).clamp(0.02, 1.5);
+            }
+        }
         Ok(())
     }
 }
@@ -146,6 +240,14 @@ pub(crate) fn build(
             })?;
             Box::new(Speculative::new(draft, config.speculative.clone()))
         }
+        StrategyKind::Lookahead => Box::new(
+            Lookahead::new(config.lookahead.clone())
+                .map_err(|e| AugurError::Config(e.to_string()))?,
+        ),
+        StrategyKind::PromptLookup => Box::new(
+            PromptLookup::new(config.prompt_lookup.clone())
+                .map_err(|e| AugurError::Config(e.to_string()))?,
+        ),
     })
 }
 

@@ -116,6 +116,43 @@ impl DraftArgs {
     }
 }
 
+/// Lookahead and prompt-lookup settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LookupArgs {
+    /// Lookahead: window columns W (parallel Jacobi guesses).
+    #[arg(long = "la-window", value_name = "W")]
+    pub la_window: Option<usize>,
+    /// Lookahead: n-gram length N (at least 3).
+    #[arg(long = "la-ngram", value_name = "N")]
+    pub la_ngram: Option<usize>,
+    /// Lookahead: verification candidates G per step.
+    #[arg(long = "la-guess", value_name = "G")]
+    pub la_guess: Option<usize>,
+    /// Prompt lookup: shortest n-gram to match.
+    #[arg(long = "ngram-min")]
+    pub ngram_min: Option<usize>,
+    /// Prompt lookup: longest n-gram to match.
+    #[arg(long = "ngram-max")]
+    pub ngram_max: Option<usize>,
+}
+
+impl LookupArgs {
+    /// Applies the settings (and `--draft-max` for prompt lookup) to `config`.
+    pub fn apply(&self, draft_max: Option<usize>, config: &mut StrategyConfig) {
+        let la = &mut config.lookahead;
+        la.window = self.la_window.unwrap_or(la.window);
+        la.ngram = self.la_ngram.unwrap_or(la.ngram);
+        la.candidates = self.la_guess.unwrap_or(la.candidates);
+        let pl = &mut config.prompt_lookup;
+        pl.ngram_min = self.ngram_min.unwrap_or(pl.ngram_min);
+        pl.ngram_max = self.ngram_max.unwrap_or(pl.ngram_max);
+        if let Some(max) = draft_max {
+            pl.draft_max = max;
+            pl.initial_draft = pl.initial_draft.min(max.max(1));
+        }
+    }
+}
+
 /// Sampling settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SamplingArgs {
@@ -160,6 +197,8 @@ pub struct RunArgs {
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub draft: DraftArgs,
+    #[command(flatten)]
+    pub lookup: LookupArgs,
     /// The prompt text.
     #[arg(short = 'p', long, conflicts_with = "file")]
     pub prompt: Option<String>,
@@ -174,7 +213,8 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub n_predict: i64,
-    /// Decoding strategy: baseline, speculative.
+    /// Decoding strategy: baseline, speculative (draft model), lookahead
+    /// (greedy only), prompt-lookup.
     #[arg(long, default_value = "baseline")]
     pub strategy: String,
     /// Wrap the prompt as one user message in the model's chat template.
@@ -239,6 +279,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 
     let mut strategy = StrategyConfig::new(kind);
     args.draft.apply(&mut strategy);
+    args.lookup.apply(args.draft.draft_max, &mut strategy);
     let draft = if kind.needs_draft() {
         Some(args.draft.draft_path(&target)?)
     } else {
