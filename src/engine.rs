@@ -9,7 +9,7 @@ use augur_llama::{ContextParams, GgufModel, LlamaSession, LoadParams, Utf8Stream
 use augur_speculative::{Costs, Drafter};
 
 use crate::calibration::{self, Calibration};
-use crate::registry::{build, build_custom, DraftModel, StrategyConfig};
+use crate::registry::{build_custom, build_strategy, DraftModel, StrategyConfig};
 use crate::AugurError;
 
 /// What an [`Engine`] loads and how it runs.
@@ -209,7 +209,7 @@ impl Engine {
         };
         let strategy = match custom {
             Some((name, drafter)) => build_custom(name, drafter, &options.strategy)?,
-            None => build(&options.strategy, draft)?,
+            None => build_strategy(&options.strategy, draft)?,
         };
         Ok(Self {
             strategy,

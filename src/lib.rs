@@ -25,7 +25,7 @@ pub use augur_lookahead as lookahead;
 /// Speculative decoding's settings and the application drafter trait.
 pub use augur_speculative as speculative;
 pub use engine::{load_model, Engine, EngineOptions};
-pub use registry::{DraftModel, ExactMode, StrategyConfig, StrategyKind};
+pub use registry::{build_strategy, DraftModel, ExactMode, StrategyConfig, StrategyKind};
 
 pub use augur_core::{
     generate, Batch, CoreError, Exactness, GenerateParams, Generation, LogitRows, Model, RunStats,

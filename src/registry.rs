@@ -226,8 +226,9 @@ impl StrategyConfig {
 pub type DraftModel = Box<dyn Model + Send>;
 
 /// Builds the strategy of `config`; `draft` is required by strategies that
-/// draft with a model.
-pub(crate) fn build(
+/// draft with a model. [`crate::Engine`] does this after calibration; call it
+/// directly to run a strategy on your own [`Model`] with [`augur_core::generate`].
+pub fn build_strategy(
     config: &StrategyConfig,
     draft: Option<DraftModel>,
 ) -> Result<Box<dyn Strategy + Send>, AugurError> {
@@ -296,7 +297,7 @@ mod tests {
     #[test]
     fn speculative_without_draft_is_refused() {
         let config = StrategyConfig::new(StrategyKind::Speculative);
-        let err = build(&config, None)
+        let err = build_strategy(&config, None)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
