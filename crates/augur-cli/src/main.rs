@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Generate text from a prompt, streaming it to stdout.
-    Run(run_cmd::RunArgs),
+    Run(Box<run_cmd::RunArgs>),
     /// Describe a GGUF file without loading its weights.
     Inspect(InspectArgs),
     /// Fetch, list and convert models.
