@@ -207,6 +207,28 @@ pub fn run_recorded(
 /// (measured: ≤ 0.61 on Qwen2.5-Coder-1.5B Q4_K_M, 0.014 on its F16 form).
 pub const KERNEL_TOLERANCE: f32 = 1.0;
 
+type BaselineKey = (usize, Vec<TokenId>, usize);
+
+/// The baseline's greedy output and rows for a prefix, cached per model and
+/// prefix within the test binary (every strategy is compared with it).
+fn baseline_cached(
+    rec: &mut Recorder<&mut LlamaSession>,
+    prefix: &[TokenId],
+    n: usize,
+) -> Result<(Generation, Vec<RowRecord>), String> {
+    static CACHE: OnceLock<Mutex<HashMap<BaselineKey, (Generation, Vec<RowRecord>)>>> =
+        OnceLock::new();
+    let key = (Arc::as_ptr(rec.inner.model()) as usize, prefix.to_vec(), n);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().unwrap().get(&key) {
+        return Ok(hit.clone());
+    }
+    let g = run_recorded(rec, &mut Plain, prefix, n).map_err(|e| e.to_string())?;
+    let rows = std::mem::take(&mut rec.rows);
+    cache.lock().unwrap().insert(key, (g.clone(), rows.clone()));
+    Ok((g, rows))
+}
+
 /// The outcome of comparing a strategy with the baseline.
 #[derive(Debug, Default)]
 pub struct Comparison {
