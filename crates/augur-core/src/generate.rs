@@ -125,7 +125,10 @@ pub fn generate(
         batch: &mut batch,
         logits: &mut logits,
     };
-    strategy.start(&mut ctx)?;
+    if let Err(e) = strategy.start(&mut ctx) {
+        strategy.finish();
+        return Err(e);
+    }
     ctx.stats.prefill_seconds = t_prefill.elapsed().as_secs_f64();
 
     let t_decode = Instant::now();
@@ -136,8 +139,12 @@ pub fn generate(
         }
         ctx.max_new = params.max_tokens - n_out;
         let before = ctx.tokens.len();
-        strategy.step(&mut ctx)?;
+        if let Err(e) = strategy.step(&mut ctx) {
+            strategy.finish();
+            return Err(e);
+        }
         if ctx.tokens.len() <= before {
+            strategy.finish();
             return Err(CoreError::Internal {
                 strategy: strategy.name(),
                 reason: "a step appended no token".into(),
@@ -160,6 +167,7 @@ pub fn generate(
             }
         }
     };
+    strategy.finish();
     stats.decode_seconds = t_decode.elapsed().as_secs_f64();
     stats.n_generated = n_out;
     let generated = tokens[prompt.len()..prompt.len() + n_out].to_vec();

@@ -61,6 +61,10 @@ pub trait Strategy {
     fn exactness(&self) -> Exactness {
         Exactness::BitIdentical
     }
+
+    /// Called once when a generation ends, however it ends (done, cancelled,
+    /// or an error): release per-generation resources such as worker threads.
+    fn finish(&mut self) {}
 }
 
 impl<S: Strategy + ?Sized> Strategy for Box<S> {
@@ -78,6 +82,9 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
     }
     fn exactness(&self) -> Exactness {
         (**self).exactness()
+    }
+    fn finish(&mut self) {
+        (**self).finish()
     }
 }
 
