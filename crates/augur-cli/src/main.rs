@@ -1,5 +1,7 @@
 //! `augur`: exact, faster local LLM decoding from the command line.
 
+mod bench_cmd;
+mod calibrate_cmd;
 mod models_cmd;
 mod run_cmd;
 
@@ -24,6 +26,10 @@ struct Cli {
 enum Command {
     /// Generate text from a prompt, streaming it to stdout.
     Run(Box<run_cmd::RunArgs>),
+    /// Compare strategies on the same prompts and models (speed, acceptance, exactness).
+    Bench(Box<bench_cmd::BenchArgs>),
+    /// Measure this machine's pass costs and bit-exact pass size; predict speedups.
+    Calibrate(Box<calibrate_cmd::CalibrateArgs>),
     /// Describe a GGUF file without loading its weights.
     Inspect(InspectArgs),
     /// Fetch, list and convert models.
@@ -75,6 +81,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(rewrite_llama_flags(std::env::args_os()));
     let result = match &cli.command {
         Command::Run(args) => run_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
+        Command::Calibrate(args) => calibrate_cmd::run(args),
         Command::Inspect(args) => inspect(args),
         Command::Models(cmd) => models_cmd::run(cmd),
     };
