@@ -58,6 +58,24 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Set by Ctrl-C: generation stops at the next token (worker threads are
+/// joined and the stats still printed); a second Ctrl-C exits at once.
+pub fn interrupt_flag() -> &'static std::sync::atomic::AtomicBool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::OnceLock;
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        // Without a handler Ctrl-C still ends the process, just less politely.
+        let _ = ctrlc::set_handler(|| {
+            if FLAG.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    });
+    &FLAG
+}
+
 /// llama.cpp's multi-letter single-dash flags, rewritten to their long forms
 /// (clap would read `-md` as `-m d`).
 const LLAMA_STYLE_FLAGS: &[(&str, &str)] = &[

@@ -305,8 +305,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut text = String::new();
     let stdout = std::io::stdout();
     let streaming = !args.json;
+    let interrupted = crate::interrupt_flag();
     let generation = engine.generate(&prompt, &params, &mut |_, piece| {
         text.push_str(piece);
+        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
         if streaming {
             let mut out = stdout.lock();
             // A closed pipe (e.g. `| head`) stops generation instead of failing.
@@ -350,7 +354,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     } else {
         println!();
         let mut line = format!(
-            "augur: {} tokens in {:.2} s ({:.2} tokens/s), {} target passes, prompt {} tokens in {:.2} s, strategy {}, {}",
+            "augur: {} tokens in {:.2} s ({:.2} tokens/s), {} target passes, prompt {} tokens in {:.2} s, strategy {}, {}, stopped: {:?}",
             s.n_generated,
             s.decode_seconds,
             s.tokens_per_second(),
@@ -359,6 +363,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             s.prefill_seconds,
             engine.strategy_name(),
             generation.exactness.label(),
+            generation.stop,
         );
         if s.drafted > 0 {
             line.push_str(&format!(
