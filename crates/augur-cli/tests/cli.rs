@@ -27,25 +27,52 @@ fn stderr(o: &Output) -> String {
 fn assert_clean_error(o: &Output, needle: &str) {
     let err = stderr(o);
     assert!(!o.status.success(), "expected failure, got success: {err}");
-    assert_eq!(o.status.code(), Some(1), "exit code (not a signal/abort): {err}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "exit code (not a signal/abort): {err}"
+    );
     assert!(err.contains("error:"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert!(err.to_lowercase().contains(&needle.to_lowercase()), "expected {needle:?} in: {err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "expected {needle:?} in: {err}"
+    );
 }
 
 #[test]
 fn run_streams_text_and_reports_stats() {
-    let o = augur(&["run", "-m", &smol(), "-p", "The capital of France is", "-n", "12"]);
+    let o = augur(&[
+        "run",
+        "-m",
+        &smol(),
+        "-p",
+        "The capital of France is",
+        "-n",
+        "12",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout.clone()).unwrap();
     assert!(text.trim().len() > 3, "no text: {text:?}");
     let err = stderr(&o);
-    assert!(err.contains("tokens/s") && err.contains("target passes"), "{err}");
+    assert!(
+        err.contains("tokens/s") && err.contains("target passes"),
+        "{err}"
+    );
 }
 
 #[test]
 fn json_output_parses_and_counts_match() {
-    let o = augur(&["run", "-m", &smol(), "-p", "Count: one, two, three,", "-n", "10", "--json"]);
+    let o = augur(&[
+        "run",
+        "-m",
+        &smol(),
+        "-p",
+        "Count: one, two, three,",
+        "-n",
+        "10",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let tokens = v["tokens"].as_array().unwrap();
@@ -70,7 +97,17 @@ fn json_output_parses_and_counts_match() {
 
 #[test]
 fn chat_template_is_applied() {
-    let o = augur(&["run", "-m", &smol(), "--chat", "-p", "Say hi.", "-n", "8", "--json"]);
+    let o = augur(&[
+        "run",
+        "-m",
+        &smol(),
+        "--chat",
+        "-p",
+        "Say hi.",
+        "-n",
+        "8",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     // The template adds the role markup: far more prompt tokens than the text.
@@ -92,7 +129,10 @@ fn inspect_describes_every_catalog_model() {
         assert!(v["vocab_size"].as_u64().unwrap() > 1000, "{name}");
         let text = augur(&["inspect", name]);
         assert!(text.status.success());
-        assert!(String::from_utf8_lossy(&text.stdout).contains(arch), "{name}");
+        assert!(
+            String::from_utf8_lossy(&text.stdout).contains(arch),
+            "{name}"
+        );
     }
 }
 
@@ -126,10 +166,22 @@ fn bad_input_gets_a_clear_error() {
     assert_clean_error(&o, "context");
 
     assert_clean_error(&augur(&["run", "-m", &m, "-p", "x", "-n", "0"]), "-n");
-    assert_clean_error(&augur(&["run", "-m", &m, "-p", "x", "--temp", "-1"]), "temperature");
-    assert_clean_error(&augur(&["run", "-m", &m, "-p", "x", "--top-p", "0"]), "top-p");
-    assert_clean_error(&augur(&["run", "-m", &m, "-p", "x", "--top-p", "1.5"]), "top-p");
-    assert_clean_error(&augur(&["run", "-m", &m, "-p", "x", "--strategy", "nope"]), "unknown strategy");
+    assert_clean_error(
+        &augur(&["run", "-m", &m, "-p", "x", "--temp", "-1"]),
+        "temperature",
+    );
+    assert_clean_error(
+        &augur(&["run", "-m", &m, "-p", "x", "--top-p", "0"]),
+        "top-p",
+    );
+    assert_clean_error(
+        &augur(&["run", "-m", &m, "-p", "x", "--top-p", "1.5"]),
+        "top-p",
+    );
+    assert_clean_error(
+        &augur(&["run", "-m", &m, "-p", "x", "--strategy", "nope"]),
+        "unknown strategy",
+    );
     assert_clean_error(&augur(&["run", "-m", &m]), "prompt");
 }
 
