@@ -17,7 +17,7 @@ fi
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 # 1. System packages (installed only when missing).
-packages=(cmake clang libclang-dev pkg-config g++ make git valgrind)
+packages=(cmake clang libclang-dev pkg-config g++ make git)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
