@@ -179,10 +179,16 @@ pub fn bars(report: &Report) -> String {
                 esc(st),
                 esc(w)
             );
+            // Runs whose greedy output differs from the baseline's are marked.
+            let flag = if s.mismatches.unwrap_or(0) > 0 {
+                " ✗"
+            } else {
+                ""
+            };
             if bar_w >= 22.0 {
                 let _ = writeln!(
                     f.out,
-                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{v:.2}</text>"#,
+                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{v:.2}{flag}</text>"#,
                     x + bar_w / 2.0 - 1.0,
                     y - 3.0
                 );

@@ -273,8 +273,8 @@ impl fmt::Display for Mismatch {
         } else {
             write!(
                 f,
-                " — the run was kernel-level: batched passes may round differently; \
-                 rerun with exact=bit to tell a kernel flip from a bug"
+                " — the run was kernel-level (passes larger than the bit-exact size round \
+                 differently, see `augur calibrate`): possibly a kernel flip rather than a bug"
             )
         }
     }

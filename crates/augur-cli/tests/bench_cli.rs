@@ -272,9 +272,15 @@ fn bench_writes_table_json_csv_and_svg() {
 }
 
 #[test]
-fn bench_sweep_plots_lines() {
+fn bench_sweep_plots_lines_and_reads_prompt_files() {
     let dir = temp_dir("sweep");
     let svg = dir.join("s.svg");
+    let prompts = dir.join("mine.jsonl");
+    std::fs::write(
+        &prompts,
+        "{\"id\": \"copy\", \"prompt\": \"a b c d e f a b c d e f a b c\", \"chat\": false}\n\n",
+    )
+    .unwrap();
     let model = smol();
     let o = augur(&[
         "bench",
@@ -286,6 +292,8 @@ fn bench_sweep_plots_lines() {
         "ngram-max=2,3",
         "--workload",
         "edit",
+        "--prompts",
+        prompts.to_str().unwrap(),
         "--limit",
         "1",
         "-n",
@@ -303,18 +311,18 @@ fn bench_sweep_plots_lines() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let table = String::from_utf8(o.stdout).unwrap();
-    assert!(
-        table.contains("| prompt-lookup:ngram-max=2 | edit |"),
-        "{table}"
-    );
-    assert!(
-        table.contains("| prompt-lookup:ngram-max=3 | edit |"),
-        "{table}"
-    );
+    for w in ["edit", "mine", "all"] {
+        for v in [2, 3] {
+            let row = format!("| prompt-lookup:ngram-max={v} | {w} |");
+            assert!(table.contains(&row), "{row}:\n{table}");
+        }
+    }
+    assert!(table.contains("mine (1 prompts)"), "{table}");
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.contains("speedup against ngram-max"), "{plot}");
-    assert_eq!(plot.matches("<polyline").count(), 1, "{plot}");
-    assert_eq!(plot.matches("<circle").count(), 2, "{plot}");
+    // One line per workload (edit, mine, all), two points each.
+    assert_eq!(plot.matches("<polyline").count(), 3, "{plot}");
+    assert_eq!(plot.matches("<circle").count(), 6, "{plot}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
