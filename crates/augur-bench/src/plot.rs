@@ -5,16 +5,30 @@ use std::fmt::Write as _;
 
 use crate::report::{Report, Summary};
 
-const WIDTH: f64 = 860.0;
+const WIDTH: f64 = 880.0;
 const HEIGHT: f64 = 460.0;
 const LEFT: f64 = 64.0;
-const RIGHT: f64 = 230.0;
+const RIGHT: f64 = 250.0;
 const TOP: f64 = 48.0;
 const BOTTOM: f64 = 64.0;
 const COLORS: &[&str] = &[
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
     "#9c755f", "#bab0ac",
 ];
+
+/// The longest legend entry that fits beside the plot.
+const LEGEND_CHARS: usize = 30;
+
+/// `s`, cut to `max` characters with an ellipsis.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
 
 /// Escapes text for SVG.
 fn esc(s: &str) -> String {
@@ -82,10 +96,8 @@ impl Frame {
         let y1 = f.y(1.0);
         let _ = writeln!(
             f.out,
-            r##"<line x1="{LEFT}" y1="{y1:.1}" x2="{:.1}" y2="{y1:.1}" stroke="#333" stroke-dasharray="5,4"/><text x="{:.1}" y="{:.1}" fill="#333">baseline</text>"##,
+            r##"<line x1="{LEFT}" y1="{y1:.1}" x2="{:.1}" y2="{y1:.1}" stroke="#333" stroke-dasharray="5,4"/>"##,
             WIDTH - RIGHT,
-            WIDTH - RIGHT + 4.0,
-            y1 + 4.0
         );
         let _ = writeln!(
             f.out,
@@ -109,16 +121,25 @@ impl Frame {
     }
 
     fn legend(&mut self, entries: &[(String, &str)]) {
+        // The baseline's dashed line first.
+        let (x, y) = (WIDTH - RIGHT + 14.0, TOP + 8.0);
+        let _ = writeln!(
+            self.out,
+            r##"<line x1="{x}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#333" stroke-dasharray="5,4"/><text x="{:.1}" y="{y:.1}">baseline (1.0)</text>"##,
+            y - 4.0,
+            x + 12.0,
+            y - 4.0,
+            x + 16.0
+        );
         for (i, (label, c)) in entries.iter().enumerate() {
-            let y = TOP + 8.0 + 18.0 * i as f64;
-            let x = WIDTH - RIGHT + 70.0;
+            let y = TOP + 8.0 + 18.0 * (i + 1) as f64;
             let _ = writeln!(
                 self.out,
                 r#"<rect x="{x}" y="{:.1}" width="12" height="12" fill="{c}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
                 y - 10.0,
                 x + 16.0,
                 y,
-                esc(label)
+                esc(&shorten(label, LEGEND_CHARS))
             );
         }
     }
@@ -322,6 +343,13 @@ mod tests {
         assert!(((max / step).round() - max / step).abs() < 1e-9);
         let (max, _) = axis(f64::NAN);
         assert!(max >= 1.0);
+    }
+
+    #[test]
+    fn long_labels_are_shortened() {
+        assert_eq!(shorten("short", 8), "short");
+        assert_eq!(shorten("speculative:draft-max=4", 8), "specula…");
+        assert_eq!(shorten("speculative:draft-max=4", 8).chars().count(), 8);
     }
 
     #[test]

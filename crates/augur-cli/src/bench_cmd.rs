@@ -71,6 +71,10 @@ pub struct BenchArgs {
     /// `draft-max=1,2,4,8`, `la-window=2,4,8` or `ngram-max=2,3,4`.
     #[arg(long, value_name = "KEY=V1,V2,...")]
     pub sweep: Option<String>,
+    /// Fail (exit status 1) when any greedy run's tokens differ from the
+    /// baseline's, after writing every report (for CI).
+    #[arg(long = "fail-on-mismatch")]
+    pub fail_on_mismatch: bool,
 }
 
 /// The strategy list: parsed, defaulted, swept, baseline first.
@@ -275,9 +279,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         write_file(path, &augur_bench::plot::svg(&report))?;
     }
     if !report.mismatches.is_empty() {
+        let n = report.mismatches.len();
+        if args.fail_on_mismatch {
+            bail!("✗ {n} run(s) differ from the baseline under greedy decoding (listed above)");
+        }
         eprintln!(
-            "augur bench: warning: ✗ {} run(s) differ from the baseline under greedy decoding (listed above)",
-            report.mismatches.len()
+            "augur bench: warning: ✗ {n} run(s) differ from the baseline under greedy decoding (listed above)"
         );
     }
     Ok(())

@@ -129,6 +129,7 @@ fn bench_writes_table_json_csv_and_svg() {
         csv.to_str().unwrap(),
         "--plot",
         svg.to_str().unwrap(),
+        "--fail-on-mismatch",
     ]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
