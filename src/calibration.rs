@@ -5,8 +5,8 @@
 //! types, so a pass over k tokens can round differently from k one-token
 //! passes. Calibration evaluates the same tokens both ways and compares the
 //! logits bit for bit; bit-exact mode then never verifies with a larger pass.
-//! It is a measurement over many positions, not a proof: the conformance tests
-//! re-check it on the prompt corpus. Results are cached per model file,
+//! It is a measurement over many positions and several context lengths, not a
+//! proof: the conformance tests re-check it on the prompt corpus. Results are cached per model file,
 //! machine, thread count and build, so a run pays for it once.
 
 use std::path::PathBuf;
@@ -23,8 +23,14 @@ use crate::AugurError;
 /// what augur is mostly used on).
 const CALIBRATION_TEXT: &str = "def merge_sorted(a, b):\n    \"\"\"Merge two sorted lists into one sorted list.\"\"\"\n    out = []\n    i = j = 0\n    while i < len(a) and j < len(b):\n        if a[i] <= b[j]:\n            out.append(a[i])\n            i += 1\n        else:\n            out.append(b[j])\n            j += 1\n    out.extend(a[i:])\n    out.extend(b[j:])\n    return out\n\nThe function walks both lists once, so it runs in linear time and uses linear extra space.\n";
 
-/// Tokens evaluated before the measured positions.
-const PREFIX: usize = 16;
+/// Context lengths at which bit-exactness is compared. ggml's attention
+/// kernels change as the KV cache grows (llama.cpp pads its view to multiples of
+/// 256 cells), so a pass size that is bit-identical over a short context can
+/// differ beyond 256 tokens: each regime is measured.
+pub const EXACTNESS_CONTEXTS: [usize; 3] = [16, 300, 600];
+
+/// Positions compared per context length and pass size by default.
+pub const DEFAULT_POSITIONS: usize = 16;
 
 /// What calibration measured for one model on this machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,9 +47,12 @@ pub struct Calibration {
     pub pass_seconds: Vec<f64>,
     /// Largest absolute logit difference from one-token passes, at index k − 1.
     pub max_logit_diff: Vec<f32>,
-    /// The largest k such that every pass size 1..=k gave bit-identical logits.
+    /// The largest k such that every pass size 1..=k gave bit-identical logits
+    /// at every context length measured.
     pub max_exact_pass: usize,
-    /// Positions compared per pass size.
+    /// Context lengths (tokens before the compared positions) measured.
+    pub contexts: Vec<usize>,
+    /// Positions compared per context length and pass size.
     pub positions: usize,
 }
 
@@ -103,30 +112,45 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 /// Where the calibration of `model` with `threads` threads is cached.
-pub fn cache_path(model: &GgufModel, threads: usize, max_pass: usize) -> PathBuf {
+pub fn cache_path(model: &GgufModel, threads: usize) -> PathBuf {
     let threads = resolve_threads(threads);
     let key = format!(
-        "{}|{}|{threads}|{}|{max_pass}",
+        "{}|{}|{threads}|{}|{:?}",
         model.identity(),
         machine_id(),
-        build_id()
+        build_id(),
+        EXACTNESS_CONTEXTS
     );
     let stem = model
         .path()
         .file_stem()
         .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
-    augur_models::cache_dir().join("calibration").join(format!(
-        "{stem}-t{threads}-k{max_pass}-{:016x}.json",
-        fnv1a(&key)
-    ))
+    augur_models::cache_dir()
+        .join("calibration")
+        .join(format!("{stem}-t{threads}-{:016x}.json", fnv1a(&key)))
 }
 
 /// The cached calibration, if this model, machine, thread count and build
-/// were calibrated before.
+/// were calibrated before for pass sizes up to at least `max_pass`.
 pub fn cached(model: &GgufModel, threads: usize, max_pass: usize) -> Option<Calibration> {
-    let threads = resolve_threads(threads);
-    let text = std::fs::read_to_string(cache_path(model, threads, max_pass)).ok()?;
-    serde_json::from_str(&text).ok()
+    let text = std::fs::read_to_string(cache_path(model, threads)).ok()?;
+    let c: Calibration = serde_json::from_str(&text).ok()?;
+    (c.pass_seconds.len() >= max_pass).then_some(c)
+}
+
+/// Stores `calibration` as the cached one for its model and thread count.
+/// A cache that cannot be written only costs a re-measurement next time.
+pub fn store(model: &GgufModel, calibration: &Calibration) {
+    let path = cache_path(model, calibration.threads);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(json) = serde_json::to_string_pretty(calibration) {
+        let tmp = path.with_extension("json.tmp");
+        if std::fs::write(&tmp, json).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
 }
 
 /// The cached calibration, or a new one (measured now and cached).
@@ -139,23 +163,17 @@ pub fn cached_or_measure(
     if let Some(c) = cached(model, threads, max_pass) {
         return Ok(c);
     }
-    let c = measure(model, threads, max_pass, 48)?;
-    let path = cache_path(model, threads, max_pass);
-    // A cache that cannot be written only costs a re-measurement next time.
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    if let Ok(json) = serde_json::to_string_pretty(&c) {
-        let tmp = path.with_extension("json.tmp");
-        if std::fs::write(&tmp, json).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
-        }
-    }
+    // Measure a little beyond what is asked, so that other settings reuse it.
+    let c = measure(model, threads, max_pass.max(9), DEFAULT_POSITIONS)?;
+    store(model, &c);
     Ok(c)
 }
 
 /// Measures pass costs for sizes 1..=max_pass and the bit-exact pass size,
-/// comparing `positions` positions per size.
+/// comparing `positions` positions per pass size after each context length of
+/// [`EXACTNESS_CONTEXTS`]. Costs are timed over the shortest context. If the
+/// one-token timing drifts by more than a quarter between the start and the
+/// end (other work on the machine), the costs are measured once more.
 pub fn measure(
     model: &std::sync::Arc<GgufModel>,
     threads: usize,
@@ -167,85 +185,104 @@ pub fn measure(
             "calibration needs at least one pass size and one position".into(),
         ));
     }
-    let mut text = String::new();
     let threads = resolve_threads(threads);
+    let longest = EXACTNESS_CONTEXTS.iter().copied().max().unwrap_or(16);
+    let mut text = String::new();
     let mut tokens: Vec<TokenId> = Vec::new();
-    while tokens.len() < PREFIX + positions + 1 {
+    while tokens.len() < longest + positions + 1 {
         text.push_str(CALIBRATION_TEXT);
         tokens = model.tokenize(&text, true)?;
     }
-    tokens.truncate(PREFIX + positions);
     let mut session = model.new_session(&ContextParams {
-        n_ctx: (PREFIX + positions + 8).max(64),
+        n_ctx: longest + positions + 64,
         n_threads: threads,
         ..ContextParams::default()
     })?;
     let n_vocab = session.n_vocab();
     let mut batch = Batch::new();
     let mut out = LogitRows::new(n_vocab);
+    let core = |e: augur_core::ModelError| AugurError::Core(e.into());
 
-    // One size's run: prefill, then passes of k tokens over the positions
-    // (the last pass shorter when k does not divide them). Returns the logit
-    // rows of every position and the durations of the full-size passes.
-    let mut run = |k: usize| -> Result<(Vec<Vec<f32>>, Vec<f64>), AugurError> {
-        session.clear().map_err(augur_core::CoreError::from)?;
-        batch.clear();
-        batch.add_run(&tokens[..PREFIX], 0, RunLogits::None);
-        session
-            .eval(&batch, &mut out)
-            .map_err(augur_core::CoreError::from)?;
+    // Passes of k tokens over `positions` positions after the cached prefix
+    // (the last pass shorter when k does not divide them), then a rollback to
+    // the prefix. Returns every position's logits and the full passes' times.
+    let mut run = |session: &mut augur_llama::LlamaSession,
+                   prefix: usize,
+                   k: usize|
+     -> Result<(Vec<Vec<f32>>, Vec<f64>), AugurError> {
         let mut rows = Vec::with_capacity(positions);
         let mut times = Vec::new();
-        let mut pos = PREFIX;
-        while pos < PREFIX + positions {
-            let end = (pos + k).min(PREFIX + positions);
+        let mut pos = prefix;
+        while pos < prefix + positions {
+            let end = (pos + k).min(prefix + positions);
             batch.clear();
             batch.add_run(&tokens[pos..end], pos, RunLogits::All);
             let t = Instant::now();
-            session
-                .eval(&batch, &mut out)
-                .map_err(augur_core::CoreError::from)?;
+            session.eval(&batch, &mut out).map_err(core)?;
             if end - pos == k {
                 times.push(t.elapsed().as_secs_f64());
             }
             rows.extend((0..out.len()).map(|i| out.row(i).to_vec()));
             pos = end;
         }
+        session.remove_from(0, prefix).map_err(core)?;
         Ok((rows, times))
     };
+    let mut prefill_batch = Batch::new();
+    let mut prefill_out = LogitRows::new(n_vocab);
 
-    // Warm caches and thread pools before timing anything.
-    run(1)?;
-    let (reference, t1) = run(1)?;
-    let mut pass_seconds = vec![median(&t1)];
-    let mut max_logit_diff = vec![0.0f32];
-    let mut max_exact_pass = 1;
-    let mut exact_so_far = true;
-    for k in 2..=max_pass {
-        let (rows, times) = run(k)?;
-        let mut diff = 0.0f32;
-        let mut identical = true;
-        for (a, b) in reference.iter().zip(&rows) {
-            for (x, y) in a.iter().zip(b) {
-                if x.to_bits() != y.to_bits() {
-                    identical = false;
-                    diff = diff.max((x - y).abs());
+    let mut pass_seconds = vec![0.0; max_pass];
+    let mut max_logit_diff = vec![0.0f32; max_pass];
+    let mut exact = vec![true; max_pass];
+    for (c, &prefix) in EXACTNESS_CONTEXTS.iter().enumerate() {
+        session.clear().map_err(core)?;
+        prefill_batch.clear();
+        prefill_batch.add_run(&tokens[..prefix], 0, RunLogits::None);
+        session
+            .eval(&prefill_batch, &mut prefill_out)
+            .map_err(core)?;
+        if c == 0 {
+            // Warm caches and thread pools before timing anything.
+            run(&mut session, prefix, 1)?;
+        }
+        let (reference, t1) = run(&mut session, prefix, 1)?;
+        if c == 0 {
+            pass_seconds[0] = median(&t1);
+        }
+        for k in 2..=max_pass {
+            let (rows, times) = run(&mut session, prefix, k)?;
+            for (a, b) in reference.iter().zip(&rows) {
+                for (x, y) in a.iter().zip(b) {
+                    if x.to_bits() != y.to_bits() {
+                        exact[k - 1] = false;
+                        max_logit_diff[k - 1] = max_logit_diff[k - 1].max((x - y).abs());
+                    }
+                }
+            }
+            if c == 0 {
+                // Sizes with no full pass fall back to a linear guess.
+                pass_seconds[k - 1] = if times.is_empty() {
+                    pass_seconds[0] * k as f64
+                } else {
+                    median(&times)
+                };
+            }
+        }
+        if c == 0 {
+            // A busy machine skews every timing: check the one-token cost again.
+            let (_, again) = run(&mut session, prefix, 1)?;
+            let drift = (median(&again) / pass_seconds[0] - 1.0).abs();
+            if drift > 0.25 {
+                for k in 1..=max_pass {
+                    let (_, times) = run(&mut session, prefix, k)?;
+                    if !times.is_empty() {
+                        pass_seconds[k - 1] = median(&times);
+                    }
                 }
             }
         }
-        exact_so_far &= identical;
-        if exact_so_far {
-            max_exact_pass = k;
-        }
-        // Sizes with no full pass (k > positions) fall back to a linear guess.
-        let t = if times.is_empty() {
-            pass_seconds[0] * k as f64
-        } else {
-            median(&times)
-        };
-        pass_seconds.push(t);
-        max_logit_diff.push(diff);
     }
+    let max_exact_pass = exact.iter().take_while(|&&e| e).count().max(1);
     Ok(Calibration {
         model: model.identity(),
         machine: machine_id(),
@@ -254,6 +291,7 @@ pub fn measure(
         pass_seconds,
         max_logit_diff,
         max_exact_pass,
+        contexts: EXACTNESS_CONTEXTS.to_vec(),
         positions,
     })
 }

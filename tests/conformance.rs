@@ -22,9 +22,12 @@ const N_CTX: usize = 1024;
 
 /// The calibrated configuration for `kind` on `target` (bit-exact pass size and
 /// pass costs, as the engine would apply them).
+fn calibration(target: &Arc<GgufModel>) -> augur::calibration::Calibration {
+    augur::calibration::cached_or_measure(target, 0, 16).unwrap()
+}
+
 fn calibrated(target: &Arc<GgufModel>, mut config: StrategyConfig) -> StrategyConfig {
-    let cal = augur::calibration::cached_or_measure(target, 0, config.largest_pass().clamp(2, 16))
-        .unwrap();
+    let cal = calibration(target);
     config
         .apply_calibration(cal.max_exact_pass, &cal.pass_seconds)
         .unwrap();
@@ -35,6 +38,7 @@ fn calibrated(target: &Arc<GgufModel>, mut config: StrategyConfig) -> StrategyCo
 fn check_corpus(label: &str, config: &StrategyConfig, draft: Option<&str>) -> usize {
     let target = model(TARGET);
     let bit_exact = config.speculative.exact;
+    let tolerance = common::kernel_tolerance(&calibration(&target));
     let mut flips = 0;
     let mut compared = 0;
     let mut failures = Vec::new();
@@ -54,6 +58,7 @@ fn check_corpus(label: &str, config: &StrategyConfig, draft: Option<&str>) -> us
             &prompt,
             N,
             bit_exact,
+            tolerance,
             &seq_ok,
         ) {
             Ok(c) => {

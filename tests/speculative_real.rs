@@ -54,12 +54,16 @@ fn smollm2_drafting_for_itself_accepts_every_draft() {
                 let mut target = session(&m, 1024, 1);
                 let draft = Box::new(session(&m, 1024, 1)) as augur::DraftModel;
                 let mut strategy = build_strategy(&self_draft_config(gamma), Some(draft)).unwrap();
+                let tolerance = common::kernel_tolerance(
+                    &augur::calibration::cached_or_measure(&m, 0, 9).unwrap(),
+                );
                 let c = compare_with_baseline(
                     &mut target,
                     strategy.as_mut(),
                     &prompt,
                     40,
                     false,
+                    tolerance,
                     &|s| s == 0,
                 )
                 .unwrap_or_else(|e| panic!("{}: {e}", p.id));
@@ -73,7 +77,8 @@ fn smollm2_drafting_for_itself_accepts_every_draft() {
     }
     assert!(drafted > 500, "drafted only {drafted}");
     eprintln!("SmolLM2 self-draft: {accepted}/{drafted} accepted");
-    // SmolLM2's Q4_1 kernels are bit-identical at every pass size: all accepted.
+    // Over contexts below 256 tokens (the corpus), SmolLM2's Q4_1 passes of
+    // every size are bit-identical to one-token passes: all drafts accepted.
     assert_eq!(accepted, drafted);
 }
 

@@ -151,12 +151,14 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
     let target = augur::load_model(&target_path, args.model.n_gpu_layers)?;
     if !args.json {
         eprintln!(
-            "augur calibrate: measuring passes of 1..={} tokens over {} positions…",
-            args.max_pass, args.positions
+            "augur calibrate: measuring passes of 1..={} tokens over {} positions after contexts of {:?} tokens…",
+            args.max_pass, args.positions, calibration::EXACTNESS_CONTEXTS
         );
     }
     let cal = calibration::measure(&target, args.model.threads, args.max_pass, args.positions)
         .context("measuring the target")?;
+    // Refresh the cache the engine reads, so later runs use this measurement.
+    calibration::store(&target, &cal);
     let t1 = cal.pass_seconds.first().copied().unwrap_or(0.0);
     let draft = match &draft_path {
         Some(path) => {
@@ -168,6 +170,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
             };
             let d = calibration::measure(&model, threads, 1, args.positions)
                 .context("measuring the draft")?;
+            calibration::store(&model, &d);
             let s = d.pass_seconds.first().copied().unwrap_or(0.0);
             Some(DraftCost {
                 file: path.display().to_string(),

@@ -321,6 +321,7 @@ impl Lookahead {
         let next = argmax(ctx.logits.row(0));
         ctx.stats.sample_seconds += t1.elapsed().as_secs_f64();
         self.largest_batch = self.largest_batch.max(1);
+        ctx.stats.largest_pass = ctx.stats.largest_pass.max(1);
         ctx.tokens.push(next);
         Ok(())
     }
@@ -420,6 +421,7 @@ impl Strategy for Lookahead {
         ctx.target.eval(ctx.batch, ctx.logits)?;
         let t_sample = Instant::now();
         ctx.stats.target_passes += 1;
+        ctx.stats.largest_pass = ctx.stats.largest_pass.max(self.largest_batch);
         ctx.stats.verify_seconds += (t_sample - t_eval).as_secs_f64();
 
         // Greedy acceptance: out(x), then walk the candidates that agree with
