@@ -35,7 +35,18 @@ pub struct SpeculativeConfig {
     pub draft_p_min: f64,
     /// Fixed or adaptive draft length.
     pub mode: DraftLength,
-    /// Measured costs to start from (from an earlier run on this machine).
+    /// Calibrated costs (from an earlier run or a calibration on this
+    /// machine). When given, they are used as they are and the run's own
+    /// timings are ignored, so the adaptive draft length depends only on the
+    /// seed and the text: with sampling the same seed gives the same text,
+    /// and at temperature 0 the same pass sizes (hence the same kernel-level
+    /// rounding), however loaded the machine is. When `None`, the costs are
+    /// measured during the run and the draft lengths follow the timings (so
+    /// with sampling two runs with one seed may differ). Acceptance estimates
+    /// are learned from the run either way: they depend only on the run's own
+    /// verdicts. They carry over between generations of one strategy object,
+    /// so "same seed, same text" holds per fresh strategy (or in
+    /// [`DraftLength::Fixed`] mode).
     pub initial_costs: Option<Costs>,
     /// Bit-exact mode: verification passes never exceed `max_exact_pass`.
     pub exact: bool,
@@ -43,6 +54,10 @@ pub struct SpeculativeConfig {
     /// bit-identical to one-token passes; `None` means only size 1 is known to
     /// be (so bit-exact mode then decodes plainly).
     pub max_exact_pass: Option<usize>,
+    /// Pipelined mode: a draft thread drafts the next proposal while the
+    /// target verifies this one ([`crate::PipelinedSpeculative`]; build
+    /// either mode with [`crate::build`]).
+    pub pipeline: bool,
 }
 
 impl Default for SpeculativeConfig {
@@ -55,6 +70,7 @@ impl Default for SpeculativeConfig {
             initial_costs: None,
             exact: false,
             max_exact_pass: None,
+            pipeline: false,
         }
     }
 }

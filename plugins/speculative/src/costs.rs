@@ -208,6 +208,67 @@ pub fn speedup(alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f64> {
     (time > 0.0).then(|| expected_tokens(alpha) * t1 / time)
 }
 
+/// Expected speedup over plain decoding of drafting `gamma` tokens per step
+/// in the pipelined strategy ([`crate::PipelinedSpeculative`]), where the
+/// draft thread drafts the next proposal while the target verifies this one.
+///
+/// While the target verifies γ drafts, the draft thread drafts a guess of the
+/// bonus token and the γ drafts after it, γ + 1 draft steps. When every draft
+/// is accepted and the bonus equals the guess (probability h), the next
+/// proposal is ready when the verification ends, or at most
+/// (γ + 1)·T_draft after it started: the step costs
+/// max((γ + 1)·T_draft, T_target(γ + 1)). Otherwise the drafted-ahead work is
+/// thrown away and the step costs what a sequential one does,
+/// γ·T_draft + T_target(γ + 1). So
+///
+/// speedup(γ) = E(γ)·T_target(1) / (h·max((γ + 1)·T_draft, T_target(γ + 1))
+///              + (1 − h)·(γ·T_draft + T_target(γ + 1))),
+///
+/// with h = α_1·…·α_{γ+1}: the acceptance at position γ + 1 stands for the
+/// chance that the guess equals the bonus token (the same event at
+/// temperature 0; at temperature > 0 a match is rarer than an acceptance, so
+/// h is optimistic there). `alpha` must hold γ + 1 estimates. The costs are
+/// those measured with both models running at once: on a machine where they
+/// share cores, each is slower than alone, which cached single-model
+/// measurements do not show. γ = 0 is plain decoding (speedup 1; the draft
+/// thread is idle).
+pub fn pipelined_speedup(alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f64> {
+    if gamma == 0 {
+        return Some(1.0);
+    }
+    let alpha = alpha.get(..gamma + 1)?;
+    let t1 = costs.target(1)?;
+    let tk = costs.target(gamma + 1)?;
+    let td = costs.draft_or_guess()?;
+    let held: f64 = alpha.iter().map(|a| a.clamp(0.0, 1.0)).product();
+    let g = gamma as f64;
+    let overlapped = ((g + 1.0) * td).max(tk);
+    let sequential = g * td + tk;
+    let time = held * overlapped + (1.0 - held) * sequential;
+    (time > 0.0).then(|| expected_tokens(&alpha[..gamma]) * t1 / time)
+}
+
+/// How the time of a speculative step is estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CostModel {
+    /// Draft, then verify: [`speedup`].
+    #[default]
+    Sequential,
+    /// Drafting overlaps verification: [`pipelined_speedup`].
+    Pipelined,
+}
+
+impl CostModel {
+    /// The expected speedup of drafting `gamma` tokens under this model.
+    pub fn speedup(self, alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f64> {
+        match self {
+            CostModel::Sequential => speedup(alpha, costs, gamma),
+            CostModel::Pipelined => pipelined_speedup(alpha, costs, gamma),
+        }
+    }
+}
+
 /// The draft length γ* in `0..=min(max, alpha.len())` with the largest
 /// expected [`speedup`]; 0 (plain decoding) when nothing beats it or nothing
 /// was measured. Ties go to the shorter draft.
@@ -218,15 +279,22 @@ pub fn choose_draft_len(alpha: &[f64], costs: &Costs, max: usize) -> usize {
 /// [`choose_draft_len`] with drafting lengths restricted to `min..=max`
 /// (γ = 0 always competes).
 pub fn choose_draft_len_between(alpha: &[f64], costs: &Costs, min: usize, max: usize) -> usize {
-    best_between(alpha, costs, min, max).0
+    best_between(CostModel::Sequential, alpha, costs, min, max).0
 }
 
-/// The best γ in {0} ∪ [max(min, 1), max] and its speedup.
-pub(crate) fn best_between(alpha: &[f64], costs: &Costs, min: usize, max: usize) -> (usize, f64) {
+/// The best γ in {0} ∪ [max(min, 1), max] under `model` and its speedup
+/// (lengths the estimates in `alpha` do not cover are skipped).
+pub(crate) fn best_between(
+    model: CostModel,
+    alpha: &[f64],
+    costs: &Costs,
+    min: usize,
+    max: usize,
+) -> (usize, f64) {
     let max = max.min(alpha.len());
     let mut best = (0, 1.0);
     for gamma in min.max(1)..=max {
-        if let Some(s) = speedup(alpha, costs, gamma) {
+        if let Some(s) = model.speedup(alpha, costs, gamma) {
             if s > best.1 {
                 best = (gamma, s);
             }
@@ -431,6 +499,81 @@ mod tests {
         c.record_draft(1.5);
         c.record_draft(0.5);
         assert!((c.draft().unwrap() - 0.5).abs() < 1e-12);
+    }
+
+    /// The pipelined formula, written out independently for one case.
+    fn pipelined_by_hand(alpha: f64, t: impl Fn(usize) -> f64, td: f64, g: usize) -> f64 {
+        let e: f64 = (0..=g).map(|i| alpha.powi(i as i32)).sum();
+        let h = alpha.powi(g as i32 + 1);
+        let held = ((g + 1) as f64 * td).max(t(g + 1));
+        let failed = g as f64 * td + t(g + 1);
+        e * t(1) / (h * held + (1.0 - h) * failed)
+    }
+
+    #[test]
+    fn pipelined_speedup_matches_the_formula() {
+        let td = seconds(&F16, 1) / 3.0;
+        let costs = Costs::from_throughput(&F16, td);
+        for &a in &[0.0, 0.3, 0.8, 1.0] {
+            for g in 1..=7 {
+                let got = pipelined_speedup(&vec![a; g + 1], &costs, g).unwrap();
+                let want = pipelined_by_hand(a, |k| seconds(&F16, k), td, g);
+                assert!(
+                    (got - want).abs() < 1e-9,
+                    "alpha {a}, gamma {g}: {got} vs {want}"
+                );
+            }
+        }
+        assert_eq!(pipelined_speedup(&[0.9; 8], &costs, 0), Some(1.0));
+        // The guess needs one more estimate than the drafts.
+        assert_eq!(pipelined_speedup(&[0.9; 3], &costs, 3), None);
+        assert_eq!(pipelined_speedup(&[0.9; 4], &Costs::new(), 3), None);
+    }
+
+    #[test]
+    fn pipelined_speedup_bounds() {
+        let td = seconds(&F16, 1) / 3.0;
+        let costs = Costs::from_throughput(&F16, td);
+        for &a in &[0.2, 0.6, 0.9] {
+            for g in 1..=7 {
+                let alpha = vec![a; g + 1];
+                let pipe = pipelined_speedup(&alpha, &costs, g).unwrap();
+                let seq = speedup(&alpha, &costs, g).unwrap();
+                // A draft step cheaper than a target pass: overlap never hurts.
+                assert!(pipe >= seq - 1e-12, "alpha {a}, gamma {g}");
+                // Never better than free drafting.
+                let free = expected_tokens(&alpha[..g]) * seconds(&F16, 1) / seconds(&F16, g + 1);
+                assert!(pipe <= free + 1e-12, "alpha {a}, gamma {g}");
+            }
+        }
+        // A guess that never holds: exactly the sequential estimate.
+        let mut alpha = vec![0.9; 4];
+        alpha[3] = 0.0;
+        assert!(
+            (pipelined_speedup(&alpha, &costs, 3).unwrap() - speedup(&alpha, &costs, 3).unwrap())
+                .abs()
+                < 1e-12
+        );
+        // A perfect draft: the step costs the slower of the two threads.
+        let t4 = seconds(&F16, 4);
+        let want = 4.0 * seconds(&F16, 1) / t4.max(4.0 * td);
+        assert!((pipelined_speedup(&[1.0; 4], &costs, 3).unwrap() - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn overlap_can_make_speculation_pay_on_a_compute_bound_machine() {
+        // The sequential model never speculates on the Q4 table (see above);
+        // with a good draft, hiding the draft time behind the target pass
+        // pays for one draft.
+        let draft = seconds(&Q4, 1) / 3.0;
+        let costs = Costs::from_throughput(&Q4, draft);
+        let alpha = [0.9; 9];
+        assert_eq!(choose_draft_len(&alpha, &costs, 7), 0);
+        let (g, s) = best_between(CostModel::Pipelined, &alpha, &costs, 1, 7);
+        assert!(g >= 1 && s > 1.0, "{g} {s}");
+        // A poor draft still does not pay.
+        let (g, _) = best_between(CostModel::Pipelined, &[0.3; 9], &costs, 1, 7);
+        assert_eq!(g, 0);
     }
 
     #[test]

@@ -12,13 +12,18 @@
 //! - [`DraftVerify`] and [`Drafter`]: the same step with any draft source.
 //! - [`SpeculativeConfig`]: draft length (fixed or adaptive), stopping rules,
 //!   bit-exact mode, cached costs.
+//! - [`PipelinedSpeculative`]: the same with a draft thread that drafts the
+//!   next proposal while the target verifies this one ([`build`] picks either
+//!   mode from [`SpeculativeConfig::pipeline`]).
 //! - [`Costs`], [`choose_draft_len`], [`Tuner`]: the adaptive draft length,
-//!   from measured acceptance and pass costs.
+//!   from measured acceptance and pass costs ([`pipelined_speedup`] for the
+//!   pipeline).
 
 mod config;
 mod costs;
 mod drafter;
 mod error;
+mod pipeline;
 mod strategy;
 mod tuner;
 
@@ -27,16 +32,28 @@ use augur_core::{CoreError, Model, StepContext, Strategy};
 
 pub use config::{DraftLength, SpeculativeConfig};
 pub use costs::{
-    choose_draft_len, choose_draft_len_between, expected_tokens, speedup, Costs,
-    UNMEASURED_DRAFT_RATIO,
+    choose_draft_len, choose_draft_len_between, expected_tokens, pipelined_speedup, speedup,
+    CostModel, Costs, UNMEASURED_DRAFT_RATIO,
 };
 pub use drafter::{top_probability, Drafter, ModelDrafter};
 pub use error::SpeculativeError;
+pub use pipeline::{draft_rng, live_workers, PipelineStats, PipelinedSpeculative};
 pub use strategy::DraftVerify;
 pub use tuner::Tuner;
 
 /// The strategy's name on the command line.
 pub const NAME: &str = "speculative";
+
+/// The speculative strategy of `config` around a boxed draft model:
+/// [`PipelinedSpeculative`] when `config.pipeline` is set, [`Speculative`]
+/// otherwise.
+pub fn build(draft: Box<dyn Model + Send>, config: SpeculativeConfig) -> Box<dyn Strategy + Send> {
+    if config.pipeline {
+        Box::new(PipelinedSpeculative::new(draft, config))
+    } else {
+        Box::new(Speculative::new(draft, config))
+    }
+}
 
 /// Speculative decoding with a draft model `D` (a concrete model type, or
 /// `Box<dyn Model + Send>`).
@@ -49,7 +66,8 @@ pub struct Speculative<D: Model> {
 }
 
 impl<D: Model> Speculative<D> {
-    /// Speculative decoding drafting with `draft`.
+    /// Speculative decoding drafting with `draft` (sequentially:
+    /// `config.pipeline` is not consulted; see [`build`]).
     pub fn new(draft: D, config: SpeculativeConfig) -> Self {
         let drafter = ModelDrafter::new(draft, config.draft_p_min);
         Self {

@@ -3,7 +3,7 @@
 //! cannot pay close to plain decoding.
 
 use crate::config::DraftLength;
-use crate::costs::{best_between, Costs};
+use crate::costs::{best_between, CostModel, Costs};
 
 /// Prior mean of the acceptance at the first draft position.
 const PRIOR_MEAN: f64 = 0.5;
@@ -33,7 +33,17 @@ const TRUSTED_SAMPLES: u64 = 4;
 /// Decides how many tokens to draft each step from what the run measured.
 ///
 /// In [`DraftLength::Adaptive`] mode each step drafts the length with the best
-/// expected speedup ([`crate::choose_draft_len`]) under the current estimates.
+/// expected speedup ([`crate::choose_draft_len`], or
+/// [`crate::pipelined_speedup`] for the pipelined strategy) under the current
+/// estimates.
+///
+/// Costs given at construction (calibrated by the application) are kept as
+/// they are: timings of the run are then ignored, so the draft lengths, and
+/// with them the text at temperature > 0 and the pass sizes at temperature 0,
+/// depend only on the seed and the text, never on how long a pass happened to
+/// take. Without them the costs are measured during the run (and the choice
+/// then follows the machine's load). The acceptance estimates are always
+/// updated: they depend only on the run's own verdicts.
 /// When plain decoding wins, the drafter is left alone and re-exploration is
 /// rare: one short draft after 8, 16, 32, … (at most 256) plain steps, and,
 /// once two-token passes are well measured, only if the costs leave room for
@@ -42,7 +52,10 @@ const TRUSTED_SAMPLES: u64 = 4;
 #[derive(Debug, Clone)]
 pub struct Tuner {
     mode: DraftLength,
+    model: CostModel,
     costs: Costs,
+    /// False when the costs came from the application: they are then fixed.
+    measure_costs: bool,
     /// Decayed (accepted, tried) counts per draft position, conditional on the
     /// positions before having been accepted.
     counts: Vec<(f64, f64)>,
@@ -52,10 +65,14 @@ pub struct Tuner {
 }
 
 impl Tuner {
-    /// A tuner in `mode`, starting from `initial` costs if given.
+    /// A tuner in `mode` for sequential speculative decoding. With `initial`
+    /// costs the costs stay fixed at them; without, they are measured during
+    /// the run (see the type's documentation).
     pub fn new(mode: DraftLength, initial: Option<Costs>) -> Self {
         Self {
             mode,
+            model: CostModel::Sequential,
+            measure_costs: initial.is_none(),
             costs: initial.unwrap_or_default(),
             counts: Vec::new(),
             plain_streak: 0,
@@ -64,9 +81,26 @@ impl Tuner {
         }
     }
 
+    /// The same tuner judging draft lengths by `model`.
+    pub fn with_cost_model(mut self, model: CostModel) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// The cost model the draft lengths are judged by.
+    pub fn cost_model(&self) -> CostModel {
+        self.model
+    }
+
     /// The current cost estimates.
     pub fn costs(&self) -> &Costs {
         &self.costs
+    }
+
+    /// True if the costs are measured during the run; false if they were
+    /// given at construction and stay fixed.
+    pub fn measures_costs(&self) -> bool {
+        self.measure_costs
     }
 
     /// How many re-explorations the backoff has made.
@@ -110,11 +144,13 @@ impl Tuner {
     }
 
     fn plan_adaptive(&mut self, min: usize, cap: usize) -> usize {
-        if self.costs.samples(1) < BOOTSTRAP_PASSES {
+        if self.measure_costs && self.costs.samples(1) < BOOTSTRAP_PASSES {
             return 0;
         }
-        let alpha = self.alpha(cap);
-        let (gamma, _) = best_between(&alpha, &self.costs, min, cap);
+        // One more than the cap: the pipelined model weighs the guess after
+        // the last draft too.
+        let alpha = self.alpha(cap + 1);
+        let (gamma, _) = best_between(self.model, &alpha, &self.costs, min, cap);
         if gamma > 0 {
             self.plain_streak = 0;
             self.backoff = INITIAL_BACKOFF;
@@ -130,8 +166,11 @@ impl Tuner {
         // could make speculation pay at these costs; otherwise nothing the
         // exploration could learn would change the decision.
         let optimistic: Vec<f64> = alpha.iter().map(|a| a.max(OPTIMISTIC_ALPHA)).collect();
-        let (_, best) = best_between(&optimistic, &self.costs, min, cap);
-        if best > EXPLORE_MARGIN || self.costs.samples(2) < TRUSTED_SAMPLES {
+        let (_, best) = best_between(self.model, &optimistic, &self.costs, min, cap);
+        // Given costs are trusted as they are; measured ones once two-token
+        // passes have enough samples.
+        let trusted = !self.measure_costs || self.costs.samples(2) >= TRUSTED_SAMPLES;
+        if best > EXPLORE_MARGIN || !trusted {
             self.explorations += 1;
             min
         } else {
@@ -139,15 +178,19 @@ impl Tuner {
         }
     }
 
-    /// Records a target pass over `size` tokens that took `seconds`.
+    /// Records a target pass over `size` tokens that took `seconds` (ignored
+    /// when the costs were given at construction).
     pub fn record_target_pass(&mut self, size: usize, seconds: f64) {
-        self.costs.record_target(size, seconds);
+        if self.measure_costs {
+            self.costs.record_target(size, seconds);
+        }
     }
 
     /// Records drafting that took `seconds` over `passes` draft passes. Pass
     /// only steps whose first draft pass was small (not a long catch-up).
+    /// Ignored when the costs were given at construction.
     pub fn record_draft(&mut self, seconds: f64, passes: u64) {
-        if passes > 0 {
+        if self.measure_costs && passes > 0 {
             self.costs.record_draft(seconds / passes as f64);
         }
     }
@@ -307,6 +350,77 @@ mod tests {
         assert_eq!(t.plan(3, 2), 0);
         assert_eq!(t.plan(5, 8), 0);
         assert_eq!(Tuner::new(DraftLength::Fixed(0), None).plan(0, 8), 0);
+    }
+
+    #[test]
+    fn given_costs_stay_fixed_and_acceptance_is_still_learned() {
+        // Calibrated costs: one sample per size, which is enough.
+        let given = Costs::from_throughput(&F16, 0.01);
+        let mut t = Tuner::new(DraftLength::Adaptive, Some(given.clone()));
+        assert!(!t.measures_costs());
+        assert!(t.plan(1, 8) > 0, "no bootstrap when the costs are given");
+        t.record_target_pass(1, 100.0);
+        t.record_target_pass(5, 1e-9);
+        t.record_draft(50.0, 1);
+        assert_eq!(t.costs(), &given);
+        for _ in 0..100 {
+            t.record_verdict(3, 0);
+        }
+        assert!(t.alpha(1)[0] < 0.1);
+        // Without given costs, timings are measured.
+        let mut m = Tuner::new(DraftLength::Adaptive, None);
+        assert!(m.measures_costs());
+        m.record_target_pass(1, 0.1);
+        m.record_draft(0.2, 2);
+        assert_eq!(m.costs().samples(1), 1);
+        assert!((m.costs().draft().unwrap() - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn with_given_costs_the_plan_ignores_timings() {
+        // Two runs with the same verdicts and wildly different timings make
+        // the same choices.
+        let given = Costs::from_throughput(&F16, 1.0 / 8.2 / 3.0);
+        let mut a = Tuner::new(DraftLength::Adaptive, Some(given.clone()));
+        let mut b = Tuner::new(DraftLength::Adaptive, Some(given));
+        let mut rng = Rng::new(3);
+        let mut drafted = 0;
+        for step in 0..500 {
+            let (ga, gb) = (a.plan(1, 8), b.plan(1, 8));
+            assert_eq!(ga, gb, "step {step}");
+            let accepted = (0..ga).take_while(|_| rng.uniform() < 0.6).count();
+            a.record_target_pass(ga + 1, 0.01);
+            b.record_target_pass(ga + 1, 0.01 * (ga + 1) as f64 * 50.0);
+            a.record_draft(0.001, 1);
+            b.record_draft(5.0, 1);
+            if ga > 0 {
+                a.record_verdict(ga, accepted);
+                b.record_verdict(ga, accepted);
+                drafted += 1;
+            }
+        }
+        assert!(drafted > 0);
+    }
+
+    #[test]
+    fn the_pipelined_model_drafts_where_overlap_pays() {
+        // Compute-bound costs, a draft a third of a target pass, a draft that
+        // is almost always right: only the overlap makes drafting pay.
+        let costs = Costs::from_throughput(&Q4, 1.0 / 19.6 / 3.0);
+        let mut seq = Tuner::new(DraftLength::Adaptive, Some(costs.clone()));
+        let mut pipe =
+            Tuner::new(DraftLength::Adaptive, Some(costs)).with_cost_model(CostModel::Pipelined);
+        assert_eq!(pipe.cost_model(), CostModel::Pipelined);
+        // One draft per verdict, nine in ten accepted: α ≈ 0.9 everywhere.
+        for i in 0..200 {
+            let accepted = usize::from(i % 10 != 0);
+            seq.record_verdict(1, accepted);
+            pipe.record_verdict(1, accepted);
+        }
+        let a = pipe.alpha(3);
+        assert!(a.iter().all(|&x| (x - 0.9).abs() < 0.05), "{a:?}");
+        assert_eq!(seq.plan(1, 7), 0);
+        assert!(pipe.plan(1, 7) > 0);
     }
 
     #[test]
