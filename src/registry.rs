@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use augur_core::{Model, Strategy};
 use augur_lookahead::{Lookahead, LookaheadConfig, PromptLookup, PromptLookupConfig};
-use augur_speculative::{DraftVerify, Drafter, Speculative, SpeculativeConfig};
+use augur_speculative::{DraftVerify, Drafter, SpeculativeConfig};
 
 use crate::AugurError;
 
@@ -239,7 +239,7 @@ pub fn build_strategy(
             let draft = draft.ok_or_else(|| {
                 AugurError::Config("the speculative strategy needs a draft model (-md FILE)".into())
             })?;
-            Box::new(Speculative::new(draft, config.speculative.clone()))
+            augur_speculative::build(draft, config.speculative.clone())
         }
         StrategyKind::Lookahead => Box::new(
             Lookahead::new(config.lookahead.clone())

@@ -79,6 +79,12 @@ pub struct DraftArgs {
     /// Allow any pass size (kernel-level exactness).
     #[arg(long = "no-exact")]
     pub no_exact: bool,
+    /// Pipelined speculative decoding: a draft thread drafts the next proposal
+    /// while the target verifies the current one (best with the target on the
+    /// GPU, -ngl 99, and the draft on the CPU, -ngld 0; on a CPU-only machine
+    /// split the cores between them with -t and -td).
+    #[arg(long)]
+    pub pipeline: bool,
 }
 
 impl DraftArgs {
@@ -106,6 +112,7 @@ impl DraftArgs {
         }
         spec.draft_min = self.draft_min;
         spec.draft_p_min = self.draft_p_min;
+        spec.pipeline = self.pipeline;
         config.exact = if self.exact {
             augur::ExactMode::Bit
         } else if self.no_exact {
@@ -244,6 +251,10 @@ struct JsonStats {
     verify_seconds: f64,
     sample_seconds: f64,
     other_seconds: f64,
+    draft_wait_seconds: f64,
+    wasted_draft_seconds: f64,
+    guesses_tried: u64,
+    guesses_held: u64,
 }
 
 #[derive(Serialize)]
@@ -348,6 +359,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 verify_seconds: s.verify_seconds,
                 sample_seconds: s.sample_seconds,
                 other_seconds: s.other_seconds(),
+                draft_wait_seconds: s.draft_wait_seconds,
+                wasted_draft_seconds: s.wasted_draft_seconds,
+                guesses_tried: s.guesses_tried,
+                guesses_held: s.guesses_held,
             },
         };
         println!("{}", serde_json::to_string(&out)?);
@@ -377,9 +392,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                     .map(|a| format!("{:.2}", a))
                     .collect::<Vec<_>>()
                     .join(" "),
-                s.draft_seconds,
+                s.draft_critical_seconds(),
                 s.verify_seconds,
                 s.other_seconds() + s.sample_seconds,
+            ));
+        }
+        if s.guesses_tried > 0 {
+            line.push_str(&format!(
+                ", pipeline: draft thread busy {:.2} s ({:.2} s thrown away), optimistic guess held {}/{}",
+                s.draft_seconds, s.wasted_draft_seconds, s.guesses_held, s.guesses_tried
             ));
         }
         eprintln!("{line}");

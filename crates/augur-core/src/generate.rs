@@ -126,7 +126,7 @@ pub fn generate(
         logits: &mut logits,
     };
     if let Err(e) = strategy.start(&mut ctx) {
-        strategy.finish();
+        strategy.finish(ctx.stats);
         return Err(e);
     }
     ctx.stats.prefill_seconds = t_prefill.elapsed().as_secs_f64();
@@ -140,11 +140,11 @@ pub fn generate(
         ctx.max_new = params.max_tokens - n_out;
         let before = ctx.tokens.len();
         if let Err(e) = strategy.step(&mut ctx) {
-            strategy.finish();
+            strategy.finish(ctx.stats);
             return Err(e);
         }
         if ctx.tokens.len() <= before {
-            strategy.finish();
+            strategy.finish(ctx.stats);
             return Err(CoreError::Internal {
                 strategy: strategy.name(),
                 reason: "a step appended no token".into(),
@@ -167,7 +167,7 @@ pub fn generate(
             }
         }
     };
-    strategy.finish();
+    strategy.finish(ctx.stats);
     stats.decode_seconds = t_decode.elapsed().as_secs_f64();
     stats.n_generated = n_out;
     let generated = tokens[prompt.len()..prompt.len() + n_out].to_vec();

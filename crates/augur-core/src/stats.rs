@@ -35,6 +35,15 @@ pub struct RunStats {
     pub verify_seconds: f64,
     /// Time spent turning logits into tokens (filters, softmax, verification).
     pub sample_seconds: f64,
+    /// Pipelined drafting: time the target side waited for proposals (the part
+    /// of `draft_seconds` the pipeline did not hide).
+    pub draft_wait_seconds: f64,
+    /// Pipelined drafting: draft time spent on proposals later thrown away.
+    pub wasted_draft_seconds: f64,
+    /// Pipelined drafting: verdicts that found the next proposal drafted ahead.
+    pub guesses_tried: u64,
+    /// Of those, how often the optimistic guess held and the work was kept.
+    pub guesses_held: u64,
 }
 
 impl RunStats {
@@ -81,9 +90,23 @@ impl RunStats {
         ratio(self.n_generated as f64, self.decode_seconds)
     }
 
-    /// Decoding time not spent drafting, verifying or sampling.
+    /// Drafting time on the critical path: all of it when drafting and
+    /// verifying alternate, only the waiting when a pipeline overlaps them.
+    pub fn draft_critical_seconds(&self) -> f64 {
+        if self.guesses_tried > 0 || self.draft_wait_seconds > 0.0 {
+            self.draft_wait_seconds
+        } else {
+            self.draft_seconds
+        }
+    }
+
+    /// Decoding time not spent drafting (on the critical path), verifying or
+    /// sampling.
     pub fn other_seconds(&self) -> f64 {
-        (self.decode_seconds - self.draft_seconds - self.verify_seconds - self.sample_seconds)
+        (self.decode_seconds
+            - self.draft_critical_seconds()
+            - self.verify_seconds
+            - self.sample_seconds)
             .max(0.0)
     }
 }

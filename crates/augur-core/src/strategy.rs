@@ -63,8 +63,11 @@ pub trait Strategy {
     }
 
     /// Called once when a generation ends, however it ends (done, cancelled,
-    /// or an error): release per-generation resources such as worker threads.
-    fn finish(&mut self) {}
+    /// or an error): release per-generation resources such as worker threads,
+    /// and add what only the strategy knows to the run's statistics.
+    fn finish(&mut self, stats: &mut RunStats) {
+        let _ = stats;
+    }
 }
 
 impl<S: Strategy + ?Sized> Strategy for Box<S> {
@@ -83,8 +86,8 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
     fn exactness(&self) -> Exactness {
         (**self).exactness()
     }
-    fn finish(&mut self) {
-        (**self).finish()
+    fn finish(&mut self, stats: &mut RunStats) {
+        (**self).finish(stats)
     }
 }
 

@@ -1002,8 +1002,16 @@ impl<D: Model + Send + 'static> Strategy for PipelinedSpeculative<D> {
         }
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self, stats: &mut augur_core::RunStats) {
         self.stop_worker();
+        // The draft thread's figures are complete only now that it has ended.
+        let p = &self.stats;
+        stats.draft_seconds = p.draft_seconds;
+        stats.draft_passes = p.draft_passes;
+        stats.draft_wait_seconds = p.wait_seconds;
+        stats.wasted_draft_seconds = p.wasted_seconds;
+        stats.guesses_tried = p.guesses_tried;
+        stats.guesses_held = p.guesses_held;
     }
 }
 
