@@ -9,10 +9,18 @@
 //! so sequence probabilities are known exactly (for distribution tests). In
 //! history mode the logits also depend on everything the query attends to, so
 //! a wrong attention layout (lookahead, rollback) changes the output.
+//!
+//! The harnesses of the exactness tests live here too: [`ContinuationTest`]
+//! (sampled continuations against their exact probabilities) and
+//! [`assert_greedy_matches`] (greedy output against a reference strategy).
 
+use crate::chisq::{chi_square, ChiSquare};
 use crate::error::ModelError;
+use crate::generate::{generate, GenerateParams, Generation};
 use crate::model::{Batch, LogitRows, Model, SeqId, TokenId};
 use crate::rng::Rng;
+use crate::sampling::SamplingParams;
+use crate::strategy::Strategy;
 
 #[derive(Debug, Clone)]
 struct Cell {
@@ -403,5 +411,336 @@ mod tests {
         m.copy_seq(2, 0, 0).unwrap();
         assert_eq!(m.sequence(0), vec![1, 3]);
         assert_eq!(m.sequence(1), Vec::<TokenId>::new());
+    }
+}
+
+// Harnesses for the exactness tests of strategies: the distribution test
+// (sampled continuations against their exact probabilities) and the greedy
+// test (the same tokens as a reference strategy).
+
+/// Sampling at `temperature` with every filter off, seed 0.
+pub fn unfiltered(temperature: f32) -> SamplingParams {
+    SamplingParams {
+        temperature,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        seed: 0,
+    }
+}
+
+/// A distribution-exactness experiment: `runs` independent generations of
+/// `len` tokens after `prompt`, generation `i` seeded with `first_seed + i`,
+/// whose continuations are counted and compared with their exact
+/// probabilities by Pearson's chi-square test ([`chi_square`]).
+///
+/// With fixed seeds the outcome is deterministic; a correct strategy falls
+/// below a p-value threshold `t` for a fraction `t` of seed schedules, and a
+/// wrong one (shown by a negative control) far more often.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContinuationTest {
+    /// The prompt; its last token conditions the first generated token.
+    pub prompt: Vec<TokenId>,
+    /// Tokens per continuation.
+    pub len: usize,
+    /// Number of generations.
+    pub runs: u64,
+    /// Seed of the first generation; generation `i` has `first_seed + i`.
+    pub first_seed: u64,
+    /// Sampling settings (the seed is replaced per generation).
+    pub sampling: SamplingParams,
+}
+
+impl ContinuationTest {
+    /// How often each continuation (indexed by [`continuation_index`]) came
+    /// out of `runs` generations with `strategy` on `target`, both reused
+    /// across generations as an application reuses them. `after_run` sees
+    /// every generation together with the strategy and the target, to sum
+    /// statistics or to clear what a model records.
+    ///
+    /// # Panics
+    /// If a generation fails or ends before `len` tokens (use a target
+    /// without an end-of-generation token).
+    pub fn counts<M: Model, S: Strategy>(
+        &self,
+        target: &mut M,
+        strategy: &mut S,
+        mut after_run: impl FnMut(&Generation, &mut S, &mut M),
+    ) -> Vec<u64> {
+        let n_vocab = target.n_vocab();
+        let mut counts = vec![0u64; n_vocab.pow(self.len as u32)];
+        let mut params = GenerateParams {
+            max_tokens: self.len,
+            sampling: self.sampling.clone(),
+        };
+        for i in 0..self.runs {
+            let seed = self.first_seed + i;
+            params.sampling.seed = seed;
+            let g = generate(target, strategy, &self.prompt, &params, &mut |_| true)
+                .unwrap_or_else(|e| panic!("{} failed with seed {seed}: {e}", strategy.name()));
+            assert_eq!(
+                g.tokens.len(),
+                self.len,
+                "{}: a short continuation with seed {seed}",
+                strategy.name()
+            );
+            counts[continuation_index(&g.tokens, n_vocab)] += 1;
+            after_run(&g, strategy, target);
+        }
+        counts
+    }
+
+    /// The exact probability of every continuation under the bigram model
+    /// `model` (see [`exact_continuation_probs`]).
+    ///
+    /// # Panics
+    /// If the prompt is empty.
+    pub fn exact_probs(&self, model: &InMemoryModel) -> Vec<f64> {
+        let Some(&last) = self.prompt.last() else {
+            panic!("a continuation test needs a prompt");
+        };
+        exact_continuation_probs(model, last, self.len, &self.sampling)
+    }
+
+    /// The chi-square test of `counts` against the exact probabilities under
+    /// `model`.
+    pub fn chi_square(&self, counts: &[u64], model: &InMemoryModel) -> ChiSquare {
+        chi_square(counts, &self.exact_probs(model))
+    }
+
+    /// The common case: the counts with `strategy` on `model` itself, tested
+    /// against the model's exact probabilities. The batch sizes the model
+    /// records are cleared after each generation so they do not pile up.
+    pub fn run<S: Strategy>(&self, model: &mut InMemoryModel, strategy: &mut S) -> ChiSquare {
+        let counts = self.counts(model, strategy, |_, _, m| m.batch_sizes.clear());
+        self.chi_square(&counts, model)
+    }
+}
+
+/// Greedy generation of at most `max_tokens` tokens after `prompt`.
+///
+/// # Panics
+/// If the generation fails; the message names the strategy.
+pub fn generate_greedy(
+    target: &mut dyn Model,
+    strategy: &mut dyn Strategy,
+    prompt: &[TokenId],
+    max_tokens: usize,
+) -> Generation {
+    let params = GenerateParams {
+        max_tokens,
+        sampling: SamplingParams::greedy(),
+    };
+    generate(target, strategy, prompt, &params, &mut |_| true)
+        .unwrap_or_else(|e| panic!("{} failed: {e}", strategy.name()))
+}
+
+/// Asserts that `got` emitted the same tokens as `want` and stopped for the
+/// same reason; `at` names the case in the failure message.
+pub fn assert_same_output(got: &Generation, want: &Generation, at: &str) {
+    assert_eq!(got.tokens, want.tokens, "{at}: tokens");
+    assert_eq!(got.stop, want.stop, "{at}: stop reason");
+}
+
+/// Runs `reference` and `candidate` greedily, each on its own clone of
+/// `target`, and asserts that the candidate's output is the reference's (see
+/// [`assert_same_output`]). Returns the reference's and the candidate's
+/// generations, for the callers' own checks on their statistics.
+pub fn assert_greedy_matches<M: Model + Clone>(
+    target: &M,
+    reference: &mut dyn Strategy,
+    candidate: &mut dyn Strategy,
+    prompt: &[TokenId],
+    max_tokens: usize,
+    at: &str,
+) -> (Generation, Generation) {
+    let want = generate_greedy(&mut target.clone(), reference, prompt, max_tokens);
+    let got = generate_greedy(&mut target.clone(), candidate, prompt, max_tokens);
+    assert_same_output(&got, &want, at);
+    (want, got)
+}
+
+#[cfg(test)]
+mod harness_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::error::CoreError;
+    use crate::sampling::argmax;
+    use crate::strategy::StepContext;
+
+    /// Plain decoding, one pass per token, with its own sampling rule.
+    enum Decoder {
+        /// The settings asked for: exact.
+        Exact,
+        /// Sampling at this multiple of the temperature asked for.
+        Temperature(f32),
+        /// The token after the argmax (in greedy mode).
+        NextToArgmax,
+    }
+
+    impl Strategy for Decoder {
+        fn name(&self) -> &'static str {
+            "decoder"
+        }
+        fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
+            let pos = ctx.pending_pos();
+            ctx.batch.clear();
+            ctx.batch.add(ctx.pending(), pos, &[0], true);
+            ctx.target.eval(ctx.batch, ctx.logits)?;
+            let row = ctx.logits.row(0);
+            let next = match self {
+                Decoder::Exact => ctx.sampling.distribution(row).sample(ctx.rng),
+                Decoder::Temperature(factor) => {
+                    let sampling = SamplingParams {
+                        temperature: ctx.sampling.temperature * *factor,
+                        ..ctx.sampling.clone()
+                    };
+                    sampling.distribution(row).sample(ctx.rng)
+                }
+                Decoder::NextToArgmax => (argmax(row) + 1) % ctx.target.n_vocab() as TokenId,
+            };
+            ctx.tokens.push(next);
+            Ok(())
+        }
+    }
+
+    fn experiment(sampling: SamplingParams) -> ContinuationTest {
+        ContinuationTest {
+            prompt: vec![3, 1],
+            len: 3,
+            runs: 20_000,
+            first_seed: 5,
+            sampling,
+        }
+    }
+
+    #[test]
+    fn exact_sampling_passes_and_a_biased_sampler_fails() {
+        let filtered = SamplingParams {
+            top_k: 3,
+            top_p: 0.9,
+            ..unfiltered(0.8)
+        };
+        for sampling in [unfiltered(1.0), filtered] {
+            let test = experiment(sampling);
+            let mut model = InMemoryModel::random(4, 7);
+            let r = test.run(&mut model, &mut Decoder::Exact);
+            assert!(r.p_value > 1e-3, "{test:?}: {r:?}");
+            // Many cells after pooling (64 continuations, fewer under the
+            // filters): a test with power, not one pooled cell.
+            assert!(r.dof >= 10, "{r:?}");
+            eprintln!("{test:?}: {r:?}");
+            // A tenth off the temperature is enough to fail.
+            let r = test.run(&mut model, &mut Decoder::Temperature(1.1));
+            eprintln!("biased: {r:?}");
+            assert!(r.p_value < 1e-3, "{test:?}: {r:?}");
+            assert!(model.batch_sizes.is_empty());
+        }
+    }
+
+    #[test]
+    fn counts_cover_every_run_and_follow_the_seeds() {
+        let test = ContinuationTest {
+            runs: 500,
+            ..experiment(unfiltered(1.0))
+        };
+        let mut model = InMemoryModel::random(4, 7);
+        let mut seen = 0u64;
+        let counts = test.counts(&mut model, &mut Decoder::Exact, |g, _, m| {
+            assert_eq!(g.tokens.len(), 3);
+            // Prompt prefill, then one pass per token.
+            assert_eq!(m.passes as u64, 4 * (seen + 1));
+            seen += 1;
+        });
+        assert_eq!(seen, 500);
+        assert_eq!(counts.len(), 64);
+        assert_eq!(counts.iter().sum::<u64>(), 500);
+        let again = test.counts(
+            &mut InMemoryModel::random(4, 7),
+            &mut Decoder::Exact,
+            |_, _, _| {},
+        );
+        assert_eq!(again, counts, "same seeds, same counts");
+        let shifted = ContinuationTest {
+            first_seed: 6,
+            ..test.clone()
+        };
+        let other = shifted.counts(
+            &mut InMemoryModel::random(4, 7),
+            &mut Decoder::Exact,
+            |_, _, _| {},
+        );
+        assert_ne!(other, counts, "the seeds are used");
+    }
+
+    #[test]
+    fn exact_probabilities_follow_the_last_prompt_token() {
+        let model = InMemoryModel::random(4, 7);
+        let test = experiment(unfiltered(1.0));
+        assert_eq!(
+            test.exact_probs(&model),
+            exact_continuation_probs(&model, 1, 3, &unfiltered(1.0))
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "short continuation")]
+    fn short_continuations_are_refused() {
+        // Token 1 always follows and ends the generation.
+        let mut model = InMemoryModel::bigram(&[vec![0.0, 1.0], vec![0.0, 1.0]]).with_eog(1);
+        let test = ContinuationTest {
+            prompt: vec![0],
+            len: 2,
+            runs: 1,
+            first_seed: 0,
+            sampling: unfiltered(1.0),
+        };
+        test.run(&mut model, &mut Decoder::Exact);
+    }
+
+    #[test]
+    fn greedy_runs_match_themselves() {
+        let model = InMemoryModel::random(9, 2).with_history(3);
+        let (want, got) = assert_greedy_matches(
+            &model,
+            &mut Decoder::Exact,
+            &mut Decoder::Exact,
+            &[1, 2],
+            20,
+            "x",
+        );
+        assert_eq!(got.tokens.len(), 20);
+        assert_eq!(want.stats.target_passes, got.stats.target_passes);
+        let mut m = model.clone();
+        assert_eq!(
+            generate_greedy(&mut m, &mut Decoder::Exact, &[1, 2], 20).tokens,
+            got.tokens
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "case 7: tokens")]
+    fn a_wrong_greedy_strategy_is_caught() {
+        let model = InMemoryModel::random(9, 2).with_history(3);
+        assert_greedy_matches(
+            &model,
+            &mut Decoder::Exact,
+            &mut Decoder::NextToArgmax,
+            &[1, 2],
+            20,
+            "case 7",
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "stop reason")]
+    fn a_different_stop_reason_is_caught() {
+        let model = InMemoryModel::random(9, 2);
+        let mut m = model.clone();
+        let full = generate_greedy(&mut m, &mut Decoder::Exact, &[1, 2], 5);
+        let mut cancelled = full.clone();
+        cancelled.stop = crate::generate::StopReason::Cancelled;
+        assert_same_output(&cancelled, &full, "stop");
     }
 }

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use augur_gguf::{check_draft_compatible, inspect, read_header, validate, GgufError};
+use augur_gguf::{check_draft_compatible, inspect, read_header, validate, GgufError, ModelInfo};
 
 const QWEN_1_5B: &str = "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf";
 const QWEN_0_5B: &str = "Qwen2.5-Coder-0.5B-Instruct-Q5_0.gguf";
@@ -45,27 +45,23 @@ struct Expect {
     chat_template: bool,
 }
 
+/// The Qwen2.5-Coder models share a tokenizer and its special tokens.
+const fn qwen(file: &'static str, file_size: u64) -> Expect {
+    Expect {
+        file,
+        arch: "qwen2",
+        file_size,
+        vocab: 151_936,
+        tokenizer: "gpt2",
+        bos: (151_643, "<|endoftext|>"),
+        eos: (151_645, "<|im_end|>"),
+        chat_template: true,
+    }
+}
+
 const MODELS: [Expect; 4] = [
-    Expect {
-        file: QWEN_1_5B,
-        arch: "qwen2",
-        file_size: 1_117_320_768,
-        vocab: 151_936,
-        tokenizer: "gpt2",
-        bos: (151_643, "<|endoftext|>"),
-        eos: (151_645, "<|im_end|>"),
-        chat_template: true,
-    },
-    Expect {
-        file: QWEN_0_5B,
-        arch: "qwen2",
-        file_size: 491_400_064,
-        vocab: 151_936,
-        tokenizer: "gpt2",
-        bos: (151_643, "<|endoftext|>"),
-        eos: (151_645, "<|im_end|>"),
-        chat_template: true,
-    },
+    qwen(QWEN_1_5B, 1_117_320_768),
+    qwen(QWEN_0_5B, 491_400_064),
     Expect {
         file: SMOLLM2,
         arch: "llama",
@@ -143,20 +139,25 @@ fn real_models_validate_with_expected_facts() {
             .max()
             .map(|m| m + 1);
         assert_eq!(blocks, info.block_count, "{}", e.file);
-        assert_eq!(
-            h.vocab.text(e.bos.0 as usize),
-            Some(e.bos.1.as_bytes()),
-            "{}",
-            e.file
-        );
-        assert_eq!(
-            h.vocab.text(e.eos.0 as usize),
-            Some(e.eos.1.as_bytes()),
-            "{}",
-            e.file
-        );
+        for (id, text) in [e.bos, e.eos] {
+            assert_eq!(
+                h.vocab.text(id as usize),
+                Some(text.as_bytes()),
+                "{}",
+                e.file
+            );
+        }
         assert!(info.render_text().contains(e.arch));
     }
+}
+
+/// The type of most tensors, leaving out the F32 ones (norms, biases).
+fn most_common_quantized(info: &ModelInfo) -> Option<&str> {
+    info.tensor_types
+        .iter()
+        .filter(|(t, _)| *t != "F32")
+        .max_by_key(|(_, n)| **n)
+        .map(|(t, _)| t.as_str())
 }
 
 #[test]
@@ -164,12 +165,7 @@ fn quantization_names_follow_file_names() {
     let q15 = inspect(&model(QWEN_1_5B)).unwrap();
     assert_eq!(q15.quantization.as_deref(), Some("Q4_K_M"));
     // Q4_K_M keeps some tensors in Q6_K; most are Q4_K.
-    let most = q15
-        .tensor_types
-        .iter()
-        .filter(|(t, _)| *t != "F32")
-        .max_by_key(|(_, n)| **n);
-    assert_eq!(most.map(|(t, _)| t.as_str()), Some("Q4_K"));
+    assert_eq!(most_common_quantized(&q15), Some("Q4_K"));
     assert!(q15.tensor_types.contains_key("Q6_K"));
 
     let smol = inspect(&model(SMOLLM2)).unwrap();
@@ -185,12 +181,7 @@ fn quantization_names_follow_file_names() {
     // The 0.5B file says file type 15 (Q4_K_M) though most of its tensors are
     // Q5_0: the tensor counts show what the file really holds.
     let q05 = inspect(&model(QWEN_0_5B)).unwrap();
-    let most = q05
-        .tensor_types
-        .iter()
-        .filter(|(t, _)| *t != "F32")
-        .max_by_key(|(_, n)| **n);
-    assert_eq!(most.map(|(t, _)| t.as_str()), Some("Q5_0"));
+    assert_eq!(most_common_quantized(&q05), Some("Q5_0"));
 }
 
 #[test]

@@ -5,10 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use augur_baseline::Baseline;
-use augur_core::testing::InMemoryModel;
+use augur_core::testing::{assert_greedy_matches, generate_greedy, InMemoryModel};
 use augur_core::{
-    generate, CoreError, GenerateParams, Generation, Rng, SamplingParams, StopReason, Strategy,
-    TokenId,
+    generate, CoreError, GenerateParams, Rng, SamplingParams, StopReason, Strategy, TokenId,
 };
 use augur_lookahead::{Evidence, Lookahead, LookaheadConfig, PromptLookup, PromptLookupConfig};
 
@@ -83,21 +82,6 @@ fn cases(n: usize, seed: u64) -> Vec<Case> {
         .collect()
 }
 
-fn run(
-    model: &InMemoryModel,
-    s: &mut dyn Strategy,
-    prompt: &[TokenId],
-    max_tokens: usize,
-) -> Generation {
-    let mut m = model.clone();
-    let params = GenerateParams {
-        max_tokens,
-        sampling: SamplingParams::greedy(),
-    };
-    generate(&mut m, s, prompt, &params, &mut |_| true)
-        .unwrap_or_else(|e| panic!("{} failed: {e}", s.name()))
-}
-
 #[derive(Default, Debug)]
 struct Totals {
     runs: usize,
@@ -112,27 +96,29 @@ struct Totals {
 }
 
 /// Runs every case with `make()` and the baseline; the tokens and the stop
-/// reason must be identical.
+/// reason must be identical, and no case may take more target passes. The
+/// workload must also exercise what it claims to: drafts accepted, every
+/// stop reason seen.
 fn check_against_baseline(
     label: &str,
     cases: &[Case],
     mut make: impl FnMut() -> Box<dyn Strategy>,
-) -> Totals {
+) {
     let mut t = Totals::default();
     for (i, c) in cases.iter().enumerate() {
-        let want = run(&c.model, &mut Baseline, &c.prompt, c.max_tokens);
-        let mut s = make();
-        let got = run(&c.model, s.as_mut(), &c.prompt, c.max_tokens);
-        assert_eq!(
-            got.tokens, want.tokens,
+        let at = format!(
             "{label}, case {i}: prompt {:?}, max_tokens {}",
             c.prompt, c.max_tokens
         );
-        assert_eq!(got.stop, want.stop, "{label}, case {i}");
-        assert!(
-            got.stats.target_passes <= want.stats.target_passes,
-            "{label}, case {i}"
+        let (want, got) = assert_greedy_matches(
+            &c.model,
+            &mut Baseline,
+            make().as_mut(),
+            &c.prompt,
+            c.max_tokens,
+            &at,
         );
+        assert!(got.stats.target_passes <= want.stats.target_passes, "{at}");
         t.runs += 1;
         t.accepted += got.stats.accepted;
         t.drafted += got.stats.drafted;
@@ -146,12 +132,6 @@ fn check_against_baseline(
             StopReason::Cancelled => {}
         }
     }
-    t
-}
-
-/// The workload must exercise what it claims to: drafts accepted, every stop
-/// reason seen.
-fn assert_exercised(label: &str, t: &Totals) {
     assert!(t.accepted > 0, "{label}: no draft was ever accepted: {t:?}");
     assert!(t.passes < t.baseline_passes, "{label}: {t:?}");
     assert!(t.pool_hits > 0, "{label}: {t:?}");
@@ -172,10 +152,9 @@ fn lookahead_matches_baseline() {
                 pool_from_output: text_pool,
                 ..LookaheadConfig::new(w, n, g)
             };
-            let t = check_against_baseline(&label, &cases, || {
+            check_against_baseline(&label, &cases, || {
                 Box::new(Lookahead::new(config.clone()).unwrap())
             });
-            assert_exercised(&label, &t);
         }
     }
 }
@@ -183,10 +162,9 @@ fn lookahead_matches_baseline() {
 #[test]
 fn lookahead_default_matches_baseline() {
     let cases = cases(80, 2);
-    let t = check_against_baseline("lookahead default", &cases, || {
+    check_against_baseline("lookahead default", &cases, || {
         Box::new(Lookahead::default())
     });
-    assert_exercised("lookahead default", &t);
 }
 
 #[test]
@@ -220,10 +198,9 @@ fn prompt_lookup_matches_baseline() {
     ];
     for (k, config) in configs.into_iter().enumerate() {
         let label = format!("prompt-lookup config {k}");
-        let t = check_against_baseline(&label, &cases, || {
+        check_against_baseline(&label, &cases, || {
             Box::new(PromptLookup::new(config.clone()).unwrap())
         });
-        assert_exercised(&label, &t);
     }
 }
 
@@ -233,16 +210,12 @@ fn strategies_are_reusable_across_generations() {
     let cases = cases(30, 4);
     let mut la = Lookahead::new(LookaheadConfig::new(2, 3, 2)).unwrap();
     let mut pl = PromptLookup::default();
-    for c in &cases {
-        let want = run(&c.model, &mut Baseline, &c.prompt, c.max_tokens);
-        assert_eq!(
-            run(&c.model, &mut la, &c.prompt, c.max_tokens).tokens,
-            want.tokens
-        );
-        assert_eq!(
-            run(&c.model, &mut pl, &c.prompt, c.max_tokens).tokens,
-            want.tokens
-        );
+    for (i, c) in cases.iter().enumerate() {
+        let want = generate_greedy(&mut c.model.clone(), &mut Baseline, &c.prompt, c.max_tokens);
+        for s in [&mut la as &mut dyn Strategy, &mut pl] {
+            let got = generate_greedy(&mut c.model.clone(), s, &c.prompt, c.max_tokens);
+            assert_eq!(got.tokens, want.tokens, "{}, case {i}", s.name());
+        }
     }
 }
 

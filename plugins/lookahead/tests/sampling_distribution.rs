@@ -13,16 +13,12 @@
 //! and with fixed seeds the outcome is deterministic).
 #![allow(clippy::unwrap_used)]
 
-use augur_core::chisq::chi_square;
 use augur_core::model::RunLogits;
-use augur_core::testing::{continuation_index, exact_continuation_probs, InMemoryModel};
+use augur_core::testing::{unfiltered, ContinuationTest, InMemoryModel};
 use augur_core::verify::{decide, Decision};
-use augur_core::{
-    generate, CoreError, GenerateParams, SamplingParams, StepContext, Strategy, TokenId,
-};
+use augur_core::{CoreError, SamplingParams, StepContext, Strategy, TokenId};
 use augur_lookahead::{Evidence, PromptLookup, PromptLookupConfig};
 
-const V: usize = 6;
 const LEN: usize = 3;
 const RUNS: u64 = 100_000;
 const THRESHOLD: f64 = 1e-3;
@@ -39,23 +35,11 @@ fn model() -> InMemoryModel {
     ])
 }
 
-fn plain_sampling() -> SamplingParams {
-    SamplingParams {
-        temperature: 1.0,
-        top_k: 0,
-        top_p: 1.0,
-        min_p: 0.0,
-        seed: 0,
-    }
-}
-
 fn filtered_sampling() -> SamplingParams {
     SamplingParams {
-        temperature: 0.8,
         top_k: 4,
-        top_p: 1.0,
         min_p: 0.3,
-        seed: 0,
+        ..unfiltered(0.8)
     }
 }
 
@@ -73,42 +57,34 @@ fn aggressive() -> PromptLookupConfig {
 }
 
 struct Sampled {
-    counts: Vec<u64>,
+    p_value: f64,
     drafted: u64,
     accepted: u64,
     steps_with_drafts: u64,
 }
 
-/// Samples RUNS continuations of LEN tokens with `strategy` (seed = run index).
-fn sample(strategy: &mut dyn Strategy, sampling: &SamplingParams) -> Sampled {
-    let mut m = model();
-    let mut out = Sampled {
-        counts: vec![0; V.pow(LEN as u32)],
-        drafted: 0,
-        accepted: 0,
-        steps_with_drafts: 0,
+/// Samples RUNS continuations of LEN tokens with `strategy` (seeds from
+/// 1 000 000 on) and tests them against the exact probabilities.
+fn sample<S: Strategy>(strategy: &mut S, sampling: SamplingParams) -> Sampled {
+    let test = ContinuationTest {
+        prompt: PROMPT.to_vec(),
+        len: LEN,
+        runs: RUNS,
+        first_seed: 1_000_000,
+        sampling,
     };
-    for seed in 0..RUNS {
-        let params = GenerateParams {
-            max_tokens: LEN,
-            sampling: SamplingParams {
-                seed: 1_000_000 + seed,
-                ..sampling.clone()
-            },
-        };
-        let g = generate(&mut m, strategy, &PROMPT, &params, &mut |_| true).unwrap();
-        assert_eq!(g.tokens.len(), LEN);
-        out.counts[continuation_index(&g.tokens, V)] += 1;
-        out.drafted += g.stats.drafted;
-        out.accepted += g.stats.accepted;
-        out.steps_with_drafts += g.stats.pool_hits;
+    let (mut drafted, mut accepted, mut steps_with_drafts) = (0, 0, 0);
+    let counts = test.counts(&mut model(), strategy, |g, _, _| {
+        drafted += g.stats.drafted;
+        accepted += g.stats.accepted;
+        steps_with_drafts += g.stats.pool_hits;
+    });
+    Sampled {
+        p_value: test.chi_square(&counts, &model()).p_value,
+        drafted,
+        accepted,
+        steps_with_drafts,
     }
-    out
-}
-
-fn p_value(s: &Sampled, sampling: &SamplingParams) -> f64 {
-    let exact = exact_continuation_probs(&model(), PROMPT[PROMPT.len() - 1], LEN, sampling);
-    chi_square(&s.counts, &exact).p_value
 }
 
 /// Drafts must really be proposed and rejected for the test to mean anything.
@@ -128,20 +104,18 @@ fn assert_drafting_happened(s: &Sampled) {
 
 #[test]
 fn prompt_lookup_samples_the_exact_distribution() {
-    let sampling = plain_sampling();
-    let s = sample(&mut PromptLookup::default(), &sampling);
+    let s = sample(&mut PromptLookup::default(), unfiltered(1.0));
     assert_drafting_happened(&s);
-    let p = p_value(&s, &sampling);
-    assert!(p > THRESHOLD, "default settings: p = {p}");
+    assert!(s.p_value > THRESHOLD, "default settings: p = {}", s.p_value);
 }
 
 #[test]
 fn prompt_lookup_with_long_drafts_samples_the_exact_distribution() {
-    for sampling in [plain_sampling(), filtered_sampling()] {
-        let s = sample(&mut PromptLookup::new(aggressive()).unwrap(), &sampling);
+    for sampling in [unfiltered(1.0), filtered_sampling()] {
+        let label = format!("{sampling:?}");
+        let s = sample(&mut PromptLookup::new(aggressive()).unwrap(), sampling);
         assert_drafting_happened(&s);
-        let p = p_value(&s, &sampling);
-        assert!(p > THRESHOLD, "{sampling:?}: p = {p}");
+        assert!(s.p_value > THRESHOLD, "{label}: p = {}", s.p_value);
     }
 }
 
@@ -230,20 +204,21 @@ impl Strategy for TestVerifier {
     }
 }
 
+/// The test verifier with `rule`, at temperature 1.
+fn verifier(rule: Rule) -> Sampled {
+    sample(&mut TestVerifier::new(rule), unfiltered(1.0))
+}
+
 #[test]
 fn the_test_verifier_with_the_correct_rule_passes() {
-    let sampling = plain_sampling();
-    let s = sample(&mut TestVerifier::new(Rule::Correct), &sampling);
+    let s = verifier(Rule::Correct);
     assert_drafting_happened(&s);
-    let p = p_value(&s, &sampling);
-    assert!(p > THRESHOLD, "p = {p}");
+    assert!(s.p_value > THRESHOLD, "p = {}", s.p_value);
 }
 
 #[test]
 fn always_accepting_fails_the_test() {
-    let sampling = plain_sampling();
-    let s = sample(&mut TestVerifier::new(Rule::AlwaysAccept), &sampling);
-    let p = p_value(&s, &sampling);
+    let p = verifier(Rule::AlwaysAccept).p_value;
     assert!(
         p < THRESHOLD,
         "a verifier that accepts every draft passed: p = {p}"
@@ -252,12 +227,11 @@ fn always_accepting_fails_the_test() {
 
 #[test]
 fn resampling_from_p_fails_the_test() {
-    let sampling = plain_sampling();
-    let s = sample(&mut TestVerifier::new(Rule::ResampleFromP), &sampling);
+    let s = verifier(Rule::ResampleFromP);
     assert_drafting_happened(&s);
-    let p = p_value(&s, &sampling);
     assert!(
-        p < THRESHOLD,
-        "a verifier that resamples from p passed: p = {p}"
+        s.p_value < THRESHOLD,
+        "a verifier that resamples from p passed: p = {}",
+        s.p_value
     );
 }

@@ -13,7 +13,7 @@
 
 mod common;
 
-use augur_core::testing::InMemoryModel;
+use augur_core::testing::{unfiltered, InMemoryModel};
 use augur_core::{generate, GenerateParams, Generation, SamplingParams, Strategy};
 use augur_speculative::{Costs, PipelinedSpeculative, Speculative, SpeculativeConfig};
 
@@ -45,11 +45,8 @@ fn params(seed: u64) -> GenerateParams {
     GenerateParams {
         max_tokens: 30,
         sampling: SamplingParams {
-            temperature: 0.9,
-            top_k: 0,
-            top_p: 1.0,
-            min_p: 0.0,
             seed,
+            ..unfiltered(0.9)
         },
     }
 }

@@ -15,96 +15,24 @@
 
 #![allow(clippy::unwrap_used)]
 
-use augur_core::chisq::{chi_square, ChiSquare};
-use augur_core::testing::{continuation_index, exact_continuation_probs, InMemoryModel};
+mod common;
+
+use augur_core::chisq::ChiSquare;
+use augur_core::testing::{unfiltered, InMemoryModel};
 use augur_core::{
-    generate, CoreError, GenerateParams, Proposal, SamplingParams, StepContext, Strategy, TokenId,
+    generate, CoreError, GenerateParams, Proposal, SamplingParams, StepContext, Strategy,
 };
 
 use augur_speculative::{Drafter, ModelDrafter, Speculative, SpeculativeConfig};
 
-const N: u64 = 100_000;
+use common::models::{continuations, far_draft, filtered, target, uneven_draft, N, THRESHOLD};
+
 const LEN: usize = 3;
-const V: usize = 6;
-const LAST: TokenId = 2;
-const THRESHOLD: f64 = 1e-3;
 
-fn target() -> InMemoryModel {
-    InMemoryModel::bigram(&[
-        vec![5.0, 1.0, 2.0, 0.5, 1.0, 3.0],
-        vec![1.0, 6.0, 1.0, 2.0, 0.5, 1.0],
-        vec![2.0, 2.0, 1.0, 4.0, 1.0, 0.5],
-        vec![0.5, 1.0, 3.0, 1.0, 5.0, 2.0],
-        vec![3.0, 0.5, 1.0, 1.0, 2.0, 4.0],
-        vec![1.0, 3.0, 0.5, 2.0, 1.0, 5.0],
-    ])
-}
-
-/// A draft that disagrees with the target at every row.
-fn draft() -> InMemoryModel {
-    InMemoryModel::bigram(&[
-        vec![1.0, 4.0, 1.0, 3.0, 2.0, 0.5],
-        vec![3.0, 1.0, 2.0, 1.0, 4.0, 1.0],
-        vec![1.0, 1.0, 5.0, 1.0, 1.0, 2.0],
-        vec![2.0, 3.0, 1.0, 1.0, 1.0, 4.0],
-        vec![1.0, 2.0, 3.0, 4.0, 1.0, 1.0],
-        vec![4.0, 1.0, 2.0, 1.0, 3.0, 1.0],
-    ])
-}
-
-/// A draft whose confidence varies by row (top-1 probability 0.55, 0.23,
-/// 0.45, 0.22, 0.43, 0.17), so a p-min of 0.4 stops drafting after some tokens
-/// and not others.
-fn uneven_draft() -> InMemoryModel {
-    InMemoryModel::bigram(&[
-        vec![6.0, 1.0, 1.0, 1.0, 1.0, 1.0],
-        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.5],
-        vec![1.0, 1.0, 5.0, 1.0, 1.0, 2.0],
-        vec![2.0, 2.0, 1.0, 1.0, 1.0, 2.0],
-        vec![1.0, 2.0, 3.0, 6.0, 1.0, 1.0],
-        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
-    ])
-}
-
-fn temperature_one() -> SamplingParams {
-    SamplingParams {
-        temperature: 1.0,
-        top_k: 0,
-        top_p: 1.0,
-        min_p: 0.0,
-        seed: 0,
-    }
-}
-
-fn filtered() -> SamplingParams {
-    SamplingParams {
-        temperature: 1.0,
-        top_k: 4,
-        top_p: 0.9,
-        min_p: 0.0,
-        seed: 0,
-    }
-}
-
-/// Samples N continuations with `strategy` and tests them against the exact
-/// probabilities under `sampling`.
-fn sample_and_test(strategy: &mut dyn Strategy, sampling: &SamplingParams) -> ChiSquare {
-    let mut model = target();
-    let expected = exact_continuation_probs(&model, LAST, LEN, sampling);
-    let mut counts = vec![0u64; V.pow(LEN as u32)];
-    let mut params = GenerateParams {
-        max_tokens: LEN,
-        sampling: sampling.clone(),
-    };
-    for seed in 0..N {
-        params.sampling.seed = seed;
-        let g = generate(&mut model, strategy, &[LAST], &params, &mut |_| true).unwrap();
-        assert_eq!(g.tokens.len(), LEN);
-        counts[continuation_index(&g.tokens, V)] += 1;
-        // The model records every batch size; keep it from growing.
-        model.batch_sizes.clear();
-    }
-    chi_square(&counts, &expected)
+/// Samples N continuations with `strategy` (seed = index) and tests them
+/// against the exact probabilities under `sampling`.
+fn sample_and_test<S: Strategy>(strategy: &mut S, sampling: SamplingParams) -> ChiSquare {
+    continuations(LEN, N, 0, sampling).run(&mut target(), strategy)
 }
 
 fn speculative(draft: InMemoryModel, config: SpeculativeConfig) -> Speculative<InMemoryModel> {
@@ -113,8 +41,8 @@ fn speculative(draft: InMemoryModel, config: SpeculativeConfig) -> Speculative<I
 
 #[test]
 fn speculative_sampling_follows_the_target() {
-    let mut s = speculative(draft(), SpeculativeConfig::fixed(2));
-    let r = sample_and_test(&mut s, &temperature_one());
+    let mut s = speculative(far_draft(), SpeculativeConfig::fixed(2));
+    let r = sample_and_test(&mut s, unfiltered(1.0));
     eprintln!("temperature 1: {r:?}");
     assert!(r.p_value > THRESHOLD, "{r:?}");
     // Both draft positions were verified, and rejections happened.
@@ -125,8 +53,8 @@ fn speculative_sampling_follows_the_target() {
 
 #[test]
 fn speculative_sampling_follows_the_filtered_target() {
-    let mut s = speculative(draft(), SpeculativeConfig::fixed(2));
-    let r = sample_and_test(&mut s, &filtered());
+    let mut s = speculative(far_draft(), SpeculativeConfig::fixed(2));
+    let r = sample_and_test(&mut s, filtered());
     eprintln!("top-k 4, top-p 0.9: {r:?}");
     assert!(r.p_value > THRESHOLD, "{r:?}");
 }
@@ -143,7 +71,7 @@ fn stopping_rules_keep_the_distribution() {
         ..SpeculativeConfig::fixed(2)
     };
     let mut s = speculative(uneven_draft().with_eog(4), config);
-    let r = sample_and_test(&mut s, &temperature_one());
+    let r = sample_and_test(&mut s, unfiltered(1.0));
     eprintln!("stopping rules: {r:?}");
     assert!(r.p_value > THRESHOLD, "{r:?}");
 }
@@ -224,9 +152,9 @@ impl Strategy for Control {
     }
 }
 
-fn control(wrong: Wrong, sampling: &SamplingParams) -> ChiSquare {
+fn control(wrong: Wrong, sampling: SamplingParams) -> ChiSquare {
     let mut c = Control {
-        drafter: ModelDrafter::new(draft(), 0.0),
+        drafter: ModelDrafter::new(far_draft(), 0.0),
         gamma: 2,
         wrong,
         proposal: Proposal::new(),
@@ -238,13 +166,13 @@ fn control(wrong: Wrong, sampling: &SamplingParams) -> ChiSquare {
 
 #[test]
 fn always_accepting_verifier_fails_the_test() {
-    let r = control(Wrong::AlwaysAccept, &temperature_one());
+    let r = control(Wrong::AlwaysAccept, unfiltered(1.0));
     assert!(r.p_value < THRESHOLD, "{r:?}");
 }
 
 #[test]
 fn resampling_from_p_fails_the_test() {
-    let r = control(Wrong::ResampleFromP, &temperature_one());
+    let r = control(Wrong::ResampleFromP, unfiltered(1.0));
     assert!(r.p_value < THRESHOLD, "{r:?}");
 }
 
@@ -261,7 +189,7 @@ fn same_seed_same_output_different_seed_different_output() {
             max_tokens: 40,
             sampling: SamplingParams {
                 seed,
-                ..temperature_one()
+                ..unfiltered(1.0)
             },
         };
         generate(&mut t, &mut s, &[1, 2], &params, &mut |_| true)

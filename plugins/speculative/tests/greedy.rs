@@ -5,103 +5,37 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use augur_baseline::Baseline;
 use augur_core::strategy::Exactness;
-use augur_core::testing::InMemoryModel;
-use augur_core::{generate, CoreError, GenerateParams, Generation, Model, Rng, SamplingParams};
+use augur_core::testing::{
+    assert_greedy_matches, assert_same_output, generate_greedy, InMemoryModel,
+};
+use augur_core::{generate, CoreError, Model, Rng, RunStats, SamplingParams};
 use augur_core::{Proposal, TokenId};
-use augur_speculative::{Costs, DraftLength, DraftVerify, Drafter, Speculative, SpeculativeConfig};
+use augur_speculative::{DraftLength, DraftVerify, Drafter, Speculative, SpeculativeConfig};
 
-fn params(max_tokens: usize) -> GenerateParams {
-    GenerateParams {
-        max_tokens,
-        sampling: SamplingParams::greedy(),
-    }
-}
+use common::models::{sibling_pair, Pairs, EDGE_FAMILIES};
+use common::{baseline, greedy, modes, speculation_friendly_costs};
 
-fn baseline(target: &InMemoryModel, prompt: &[u32], max_tokens: usize) -> Generation {
-    let mut t = target.clone();
-    generate(
-        &mut t,
-        &mut Baseline,
-        prompt,
-        &params(max_tokens),
-        &mut |_| true,
-    )
-    .unwrap()
-}
-
-fn speculative(
-    target: &InMemoryModel,
-    draft: InMemoryModel,
-    config: SpeculativeConfig,
-    prompt: &[u32],
-    max_tokens: usize,
-) -> Generation {
-    let mut t = target.clone();
-    let mut s = Speculative::new(draft, config);
-    generate(&mut t, &mut s, prompt, &params(max_tokens), &mut |_| true).unwrap()
-}
-
-fn prompt(rng: &mut Rng, n_vocab: usize, max_len: usize) -> Vec<u32> {
-    let len = 1 + (rng.next_u64() % max_len as u64) as usize;
-    (0..len)
-        .map(|_| (rng.next_u64() % n_vocab as u64) as u32)
-        .collect()
-}
-
-/// Costs of a memory-bound machine with a cheap draft, so an adaptive run
-/// starts out drafting (its own measurements take over after that).
-fn speculation_friendly_costs() -> Costs {
-    let mut c = Costs::new();
-    for k in 1..=9 {
-        for _ in 0..3 {
-            c.record_target(k, 0.1);
-        }
-    }
-    c.record_draft(0.001);
-    c
-}
-
-fn modes() -> Vec<(&'static str, SpeculativeConfig)> {
-    vec![
-        ("fixed-1", SpeculativeConfig::fixed(1)),
-        ("fixed-4", SpeculativeConfig::fixed(4)),
-        ("fixed-8", SpeculativeConfig::fixed(8)),
-        ("adaptive", SpeculativeConfig::default()),
-        (
-            "adaptive-cached",
-            SpeculativeConfig {
-                initial_costs: Some(speculation_friendly_costs()),
-                ..SpeculativeConfig::default()
-            },
-        ),
-    ]
-}
-
-/// Runs every mode over several targets and prompts; `make` builds the
-/// (target, draft) pair for a seed. Returns (drafted, accepted) totals per mode.
-fn check_against_baseline(
-    make: impl Fn(u64) -> (InMemoryModel, InMemoryModel),
-    max_tokens: usize,
-) -> Vec<(&'static str, u64, u64)> {
+/// Runs every mode over the family's seeds and prompts. Returns (drafted,
+/// accepted) totals per mode.
+fn check_against_baseline(pairs: Pairs, max_tokens: usize) -> Vec<(String, u64, u64)> {
     let mut totals = Vec::new();
-    for (label, config) in modes() {
+    for (label, config) in modes([1, 4, 8]) {
         let (mut drafted, mut accepted) = (0, 0);
-        for seed in 0..8u64 {
-            let (target, draft) = make(seed);
-            let mut rng = Rng::new(1000 + seed);
-            for _ in 0..4 {
-                let prompt = prompt(&mut rng, target.n_vocab(), 6);
-                let want = baseline(&target, &prompt, max_tokens);
-                let got = speculative(&target, draft.clone(), config.clone(), &prompt, max_tokens);
-                assert_eq!(
-                    got.tokens, want.tokens,
-                    "{label}, seed {seed}, prompt {prompt:?}"
-                );
-                assert_eq!(
-                    got.stop, want.stop,
-                    "{label}, seed {seed}, prompt {prompt:?}"
+        for case in pairs.cases() {
+            for prompt in &case.prompts {
+                let mut s = Speculative::new(case.draft.clone(), config.clone());
+                let at = format!("{pairs:?}, {label}, seed {}, prompt {prompt:?}", case.seed);
+                let (_, got) = assert_greedy_matches(
+                    &case.target,
+                    &mut Baseline,
+                    &mut s,
+                    prompt,
+                    max_tokens,
+                    &at,
                 );
                 drafted += got.stats.drafted;
                 accepted += got.stats.accepted;
@@ -114,14 +48,7 @@ fn check_against_baseline(
 
 #[test]
 fn same_model_draft_is_always_accepted() {
-    let totals = check_against_baseline(
-        |seed| {
-            let target = InMemoryModel::random(11, seed).with_history(seed + 50);
-            (target.clone(), target)
-        },
-        40,
-    );
-    for (label, drafted, accepted) in totals {
+    for (label, drafted, accepted) in check_against_baseline(Pairs::Same, 40) {
         assert_eq!(drafted, accepted, "{label}");
         if label != "adaptive" {
             assert!(drafted > 0, "{label}");
@@ -131,15 +58,7 @@ fn same_model_draft_is_always_accepted() {
 
 #[test]
 fn different_draft_matches_the_baseline() {
-    let totals = check_against_baseline(
-        |seed| {
-            let target = InMemoryModel::random(11, seed).with_history(seed + 50);
-            let draft = InMemoryModel::random(11, seed + 500).with_history(seed + 90);
-            (target, draft)
-        },
-        40,
-    );
-    for (label, drafted, accepted) in totals {
+    for (label, drafted, accepted) in check_against_baseline(Pairs::Different, 40) {
         if label != "adaptive" {
             assert!(accepted < drafted, "{label}: rejections must occur");
             assert!(drafted > 0, "{label}");
@@ -149,17 +68,7 @@ fn different_draft_matches_the_baseline() {
 
 #[test]
 fn similar_draft_matches_the_baseline() {
-    // Same bigram table, different history noise: mostly accepted, sometimes
-    // not, so long accepted runs and late rejections both occur.
-    let totals = check_against_baseline(
-        |seed| {
-            let target = InMemoryModel::random(11, seed).with_history(seed + 50);
-            let draft = InMemoryModel::random(11, seed).with_history(seed + 51);
-            (target, draft)
-        },
-        40,
-    );
-    for (label, drafted, accepted) in totals {
+    for (label, drafted, accepted) in check_against_baseline(Pairs::Similar, 40) {
         if label != "adaptive" {
             assert!(accepted < drafted && accepted > 0, "{label}");
         }
@@ -167,60 +76,12 @@ fn similar_draft_matches_the_baseline() {
 }
 
 #[test]
-fn end_of_generation_tokens() {
-    for eog in [0u32, 3] {
-        check_against_baseline(
-            |seed| {
-                let target = InMemoryModel::random(7, seed)
-                    .with_history(seed + 50)
-                    .with_eog(eog);
-                (target.clone(), target)
-            },
-            60,
-        );
-        check_against_baseline(
-            |seed| {
-                let target = InMemoryModel::random(7, seed)
-                    .with_history(seed + 50)
-                    .with_eog(eog);
-                let draft = InMemoryModel::random(7, seed)
-                    .with_history(seed + 51)
-                    .with_eog(eog);
-                (target, draft)
-            },
-            60,
-        );
+fn end_of_generation_tokens_and_context_end() {
+    // One family's draft has a smaller context than the target: it drafts
+    // while it has room, and the output does not change.
+    for (pairs, max_tokens) in EDGE_FAMILIES {
+        check_against_baseline(pairs, max_tokens);
     }
-}
-
-#[test]
-fn context_end() {
-    for n_ctx in [8, 13] {
-        check_against_baseline(
-            |seed| {
-                let target = InMemoryModel::random(9, seed)
-                    .with_history(seed + 50)
-                    .with_n_ctx(n_ctx);
-                let draft = InMemoryModel::random(9, seed)
-                    .with_history(seed + 51)
-                    .with_n_ctx(n_ctx);
-                (target, draft)
-            },
-            100,
-        );
-    }
-    // A draft with a smaller context than the target drafts while it has
-    // room, and the output does not change.
-    check_against_baseline(
-        |seed| {
-            let target = InMemoryModel::random(9, seed)
-                .with_history(seed + 50)
-                .with_n_ctx(40);
-            let draft = target.clone().with_n_ctx(10);
-            (target, draft)
-        },
-        100,
-    );
 }
 
 #[test]
@@ -236,7 +97,7 @@ fn eog_draft_token_ends_the_proposal() {
     let target = InMemoryModel::bigram(&rows);
     let mut t = target.clone();
     let mut s = Speculative::new(draft, SpeculativeConfig::fixed(8));
-    let g = generate(&mut t, &mut s, &[0], &params(20), &mut |_| true).unwrap();
+    let g = generate_greedy(&mut t, &mut s, &[0], 20);
     assert_eq!(g.tokens, baseline(&target, &[0], 20).tokens);
     // 0 -> 1 -> 2 (draft stops) | 2 -> 0 -> 1 -> 2 (stops) ...: every
     // proposal ends at the first 2, so no target pass exceeds 3 tokens.
@@ -246,23 +107,22 @@ fn eog_draft_token_ends_the_proposal() {
 
 #[test]
 fn boxed_draft_models_work() {
-    let target = InMemoryModel::random(11, 3).with_history(4);
-    let draft: Box<dyn Model + Send> = Box::new(InMemoryModel::random(11, 3).with_history(5));
+    let (target, draft) = sibling_pair();
+    let draft: Box<dyn Model + Send> = Box::new(draft);
     let mut s = Speculative::new(draft, SpeculativeConfig::fixed(3));
     let mut t = target.clone();
-    let g = generate(&mut t, &mut s, &[1, 2], &params(30), &mut |_| true).unwrap();
+    let g = generate_greedy(&mut t, &mut s, &[1, 2], 30);
     assert_eq!(g.tokens, baseline(&target, &[1, 2], 30).tokens);
     assert_eq!(s.draft().n_vocab(), 11);
 }
 
 #[test]
 fn draft_passes_and_time_are_counted() {
-    let target = InMemoryModel::random(11, 3).with_history(4);
-    let draft = InMemoryModel::random(11, 3).with_history(5);
+    let (target, draft) = sibling_pair();
     let mut s = Speculative::new(draft, SpeculativeConfig::fixed(4));
     let mut t = target.clone();
     let prompt = [1, 2, 3];
-    let g = generate(&mut t, &mut s, &prompt, &params(30), &mut |_| true).unwrap();
+    let g = generate_greedy(&mut t, &mut s, &prompt, 30);
     // The draft's own pass counter includes its one prefill pass.
     assert_eq!(g.stats.draft_passes as usize, s.draft().passes - 1);
     assert!(g.stats.draft_passes > 0);
@@ -282,7 +142,7 @@ fn same_strategy_object_runs_several_generations() {
     );
     for prompt in [vec![1u32, 2, 3], vec![4], vec![5, 6]] {
         let mut t = target.clone();
-        let g = generate(&mut t, &mut s, &prompt, &params(25), &mut |_| true).unwrap();
+        let g = generate_greedy(&mut t, &mut s, &prompt, 25);
         assert_eq!(g.tokens, baseline(&target, &prompt, 25).tokens);
     }
 }
@@ -295,7 +155,7 @@ fn bit_exact_mode_caps_every_target_pass() {
     let run = |config: SpeculativeConfig| {
         let mut t = target.clone();
         let mut s = Speculative::new(target.clone(), config);
-        let g = generate(&mut t, &mut s, &prompt, &params(60), &mut |_| true).unwrap();
+        let g = generate_greedy(&mut t, &mut s, &prompt, 60);
         assert_eq!(g.tokens, want.tokens);
         // Skip the prompt prefill pass.
         let decode_passes = t.batch_sizes[1..].to_vec();
@@ -351,10 +211,10 @@ fn exactness_is_reset_per_generation() {
     let target = InMemoryModel::random(11, 5).with_history(6);
     let mut s = Speculative::new(target.clone(), SpeculativeConfig::fixed(4));
     let mut t = target.clone();
-    let g = generate(&mut t, &mut s, &[1, 2], &params(20), &mut |_| true).unwrap();
+    let g = generate_greedy(&mut t, &mut s, &[1, 2], 20);
     assert_eq!(g.exactness, Exactness::KernelLevel);
     // One token: a single one-token pass.
-    let g = generate(&mut t, &mut s, &[1, 2], &params(1), &mut |_| true).unwrap();
+    let g = generate_greedy(&mut t, &mut s, &[1, 2], 1);
     assert_eq!(g.exactness, Exactness::BitIdentical);
     assert_eq!(s.largest_pass(), 1);
 }
@@ -364,22 +224,34 @@ fn decode_pass_sizes(target: &InMemoryModel, prompt_len: usize) -> Vec<usize> {
     target.batch_sizes[usize::from(prompt_len > 1)..].to_vec()
 }
 
-#[test]
-fn p_min_stops_drafting() {
+/// A greedy run of `config` (a fixed length with stopping rules) on one
+/// target, draft and prompt, whose output must be the baseline's. Returns
+/// the run's statistics and the sizes of the target's decoding passes.
+fn stopping_rule_run(config: SpeculativeConfig, max_tokens: usize) -> (RunStats, Vec<usize>) {
     let target = InMemoryModel::random(11, 12).with_history(1);
     let draft = InMemoryModel::random(11, 12).with_history(2);
     let prompt = [5u32, 6];
-    let want = baseline(&target, &prompt, 60);
-    let run = |p_min: f64| {
-        let mut t = target.clone();
+    let want = baseline(&target, &prompt, max_tokens);
+    let mut t = target.clone();
+    let at = format!("{config:?}");
+    let g = generate_greedy(
+        &mut t,
+        &mut Speculative::new(draft, config),
+        &prompt,
+        max_tokens,
+    );
+    assert_same_output(&g, &want, &at);
+    (g.stats, decode_pass_sizes(&t, prompt.len()))
+}
+
+#[test]
+fn p_min_stops_drafting() {
+    let run = |draft_p_min: f64| {
         let config = SpeculativeConfig {
-            draft_p_min: p_min,
+            draft_p_min,
             ..SpeculativeConfig::fixed(6)
         };
-        let mut s = Speculative::new(draft.clone(), config);
-        let g = generate(&mut t, &mut s, &prompt, &params(60), &mut |_| true).unwrap();
-        assert_eq!(g.tokens, want.tokens, "p_min {p_min}");
-        g.stats
+        stopping_rule_run(config, 60).0
     };
     let free = run(0.0);
     let strict = run(0.6);
@@ -399,21 +271,13 @@ fn p_min_stops_drafting() {
 
 #[test]
 fn draft_min_drops_short_proposals() {
-    let target = InMemoryModel::random(11, 12).with_history(1);
-    let draft = InMemoryModel::random(11, 12).with_history(2);
-    let prompt = [5u32, 6];
-    let want = baseline(&target, &prompt, 80);
     let run = |draft_min: usize| {
-        let mut t = target.clone();
         let config = SpeculativeConfig {
             draft_p_min: 0.6,
             draft_min,
             ..SpeculativeConfig::fixed(6)
         };
-        let mut s = Speculative::new(draft.clone(), config);
-        let g = generate(&mut t, &mut s, &prompt, &params(80), &mut |_| true).unwrap();
-        assert_eq!(g.tokens, want.tokens, "draft_min {draft_min}");
-        decode_pass_sizes(&t, prompt.len())
+        stopping_rule_run(config, 80).1
     };
     let without = run(0);
     assert!(
@@ -432,7 +296,7 @@ fn draft_min_drops_short_proposals() {
 fn mismatched_vocabularies_are_refused() {
     let mut target = InMemoryModel::random(12, 1);
     let mut s = Speculative::new(InMemoryModel::random(11, 1), SpeculativeConfig::default());
-    let e = generate(&mut target, &mut s, &[1], &params(5), &mut |_| true).unwrap_err();
+    let e = generate(&mut target, &mut s, &[1], &greedy(5), &mut |_| true).unwrap_err();
     match &e {
         CoreError::Unsupported { strategy, reason } => {
             assert_eq!(*strategy, "speculative");
@@ -450,7 +314,7 @@ fn invalid_settings_are_refused() {
         ..Default::default()
     };
     let mut s = Speculative::new(InMemoryModel::random(11, 1), config);
-    let e = generate(&mut target, &mut s, &[1], &params(5), &mut |_| true).unwrap_err();
+    let e = generate(&mut target, &mut s, &[1], &greedy(5), &mut |_| true).unwrap_err();
     assert!(matches!(e, CoreError::InvalidParameter(_)), "{e}");
 }
 
@@ -463,7 +327,7 @@ fn fixed_zero_is_plain_decoding() {
         ..Default::default()
     };
     let mut s = Speculative::new(target.clone(), config);
-    let g = generate(&mut t, &mut s, &[1, 2], &params(20), &mut |_| true).unwrap();
+    let g = generate_greedy(&mut t, &mut s, &[1, 2], 20);
     assert_eq!(g.tokens, baseline(&target, &[1, 2], 20).tokens);
     assert_eq!(g.stats.draft_passes, 0);
     assert_eq!(s.draft().passes, 1, "only the prompt prefill");
@@ -511,7 +375,7 @@ fn any_drafter_runs_through_the_same_step() {
         let want = baseline(&target, &prompt, 50);
         let mut t = target.clone();
         let mut s = DraftVerify::new("lookup", Lookup::default(), SpeculativeConfig::fixed(4));
-        let g = generate(&mut t, &mut s, &prompt, &params(50), &mut |_| true).unwrap();
+        let g = generate_greedy(&mut t, &mut s, &prompt, 50);
         assert_eq!(g.tokens, want.tokens, "seed {seed}");
         let verdicts = &s.drafter().verdicts;
         assert!(!verdicts.is_empty());

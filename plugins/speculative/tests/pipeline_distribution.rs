@@ -19,76 +19,18 @@
 
 mod common;
 
-use augur_core::chisq::{chi_square, ChiSquare};
-use augur_core::testing::{continuation_index, exact_continuation_probs, InMemoryModel};
-use augur_core::{generate, GenerateParams, SamplingParams, TokenId};
+use augur_core::chisq::ChiSquare;
+use augur_core::testing::{unfiltered, InMemoryModel};
+use augur_core::SamplingParams;
 use augur_speculative::{Costs, PipelinedSpeculative, SpeculativeConfig};
 
+use common::models::{continuations, filtered, near_draft, target, uneven_draft, N, THRESHOLD};
 use common::{Delay, Wrapped};
 
-const N: u64 = 100_000;
-const V: usize = 6;
-const LAST: TokenId = 2;
-const THRESHOLD: f64 = 1e-3;
+/// Tokens per continuation.
+const LEN: usize = 4;
 /// Microseconds of the longest spin before a pass.
 const SPIN_US: u64 = 5;
-
-fn target() -> InMemoryModel {
-    InMemoryModel::bigram(&[
-        vec![5.0, 1.0, 2.0, 0.5, 1.0, 3.0],
-        vec![1.0, 6.0, 1.0, 2.0, 0.5, 1.0],
-        vec![2.0, 2.0, 1.0, 4.0, 1.0, 0.5],
-        vec![0.5, 1.0, 3.0, 1.0, 5.0, 2.0],
-        vec![3.0, 0.5, 1.0, 1.0, 2.0, 4.0],
-        vec![1.0, 3.0, 0.5, 2.0, 1.0, 5.0],
-    ])
-}
-
-/// A draft that disagrees with the target at every row, but not so much that
-/// guesses never hold.
-fn draft() -> InMemoryModel {
-    InMemoryModel::bigram(&[
-        vec![3.0, 1.0, 1.0, 1.0, 2.0, 1.0],
-        vec![1.0, 3.0, 2.0, 1.0, 1.0, 1.0],
-        vec![1.0, 1.0, 2.0, 1.0, 1.0, 2.0],
-        vec![1.0, 2.0, 1.0, 1.0, 3.0, 1.0],
-        vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0],
-        vec![2.0, 1.0, 1.0, 1.0, 1.0, 3.0],
-    ])
-}
-
-/// A draft whose confidence varies by row, so a p-min of 0.4 stops drafting
-/// after some tokens and not others.
-fn uneven_draft() -> InMemoryModel {
-    InMemoryModel::bigram(&[
-        vec![6.0, 1.0, 1.0, 1.0, 1.0, 1.0],
-        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.5],
-        vec![1.0, 1.0, 5.0, 1.0, 1.0, 2.0],
-        vec![2.0, 2.0, 1.0, 1.0, 1.0, 2.0],
-        vec![1.0, 2.0, 3.0, 6.0, 1.0, 1.0],
-        vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
-    ])
-}
-
-fn temperature_one() -> SamplingParams {
-    SamplingParams {
-        temperature: 1.0,
-        top_k: 0,
-        top_p: 1.0,
-        min_p: 0.0,
-        seed: 0,
-    }
-}
-
-fn filtered() -> SamplingParams {
-    SamplingParams {
-        temperature: 1.0,
-        top_k: 4,
-        top_p: 0.9,
-        min_p: 0.0,
-        seed: 0,
-    }
-}
 
 /// Pipeline counters summed over all generations of a run.
 #[derive(Debug, Default)]
@@ -100,43 +42,32 @@ struct Seen {
     drafted: u64,
 }
 
-/// Samples N continuations of `len` tokens with the pipelined strategy
-/// (seeds `offset..offset + N`) and tests them against the exact
-/// probabilities under `sampling`.
+/// Samples N continuations with the pipelined strategy (seeds `offset..offset
+/// + N`) and tests them against the exact probabilities under `sampling`.
 fn sample_and_test(
     draft: InMemoryModel,
     config: SpeculativeConfig,
-    sampling: &SamplingParams,
-    len: usize,
+    sampling: SamplingParams,
     offset: u64,
 ) -> (ChiSquare, Seen) {
-    let expected = exact_continuation_probs(&target(), LAST, len, sampling);
+    let test = continuations(LEN, N, offset, sampling);
     let mut model = Wrapped::new(target(), Delay::Jitter(SPIN_US), offset + 1);
     let mut s = PipelinedSpeculative::new(
         Wrapped::new(draft, Delay::Jitter(SPIN_US), offset + 2),
         config,
     );
-    let mut counts = vec![0u64; V.pow(len as u32)];
-    let mut params = GenerateParams {
-        max_tokens: len,
-        sampling: sampling.clone(),
-    };
     let mut seen = Seen::default();
-    for i in 0..N {
-        params.sampling.seed = offset + i;
-        let g = generate(&mut model, &mut s, &[LAST], &params, &mut |_| true).unwrap();
-        assert_eq!(g.tokens.len(), len);
-        counts[continuation_index(&g.tokens, V)] += 1;
-        let p = s.pipeline_stats();
+    let counts = test.counts(&mut model, &mut s, |g, strategy, target| {
+        let p = strategy.pipeline_stats();
         seen.tried += p.guesses_tried;
         seen.held += p.guesses_held;
         seen.wasted += p.wasted_drafts;
         seen.ready += p.drafts_ready;
         seen.drafted += g.stats.drafted;
         // The in-memory model records every batch size; keep it small.
-        model.inner.batch_sizes.clear();
-    }
-    (chi_square(&counts, &expected), seen)
+        target.inner.batch_sizes.clear();
+    });
+    (test.chi_square(&counts, &target()), seen)
 }
 
 /// Every kind of interleaving happened: guesses held and failed, drafts
@@ -151,10 +82,9 @@ fn assert_interleavings(seen: &Seen) {
 #[test]
 fn one_draft_per_step_follows_the_target() {
     let (r, seen) = sample_and_test(
-        draft(),
+        near_draft(),
         SpeculativeConfig::fixed(1),
-        &temperature_one(),
-        4,
+        unfiltered(1.0),
         0,
     );
     eprintln!("gamma 1: {r:?} {seen:?}");
@@ -181,13 +111,7 @@ fn stopping_rules_and_adaptive_length_follow_the_filtered_target() {
         initial_costs: Some(costs),
         ..SpeculativeConfig::default()
     };
-    let (r, seen) = sample_and_test(
-        uneven_draft().with_eog(4),
-        config,
-        &filtered(),
-        4,
-        20_000_000,
-    );
+    let (r, seen) = sample_and_test(uneven_draft().with_eog(4), config, filtered(), 20_000_000);
     eprintln!("filtered, stopping rules, adaptive: {r:?} {seen:?}");
     assert!(r.p_value > THRESHOLD, "{r:?}");
     assert!(seen.drafted > 0 && seen.wasted > 0, "{seen:?}");

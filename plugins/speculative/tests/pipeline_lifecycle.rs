@@ -11,17 +11,17 @@
 
 mod common;
 
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use augur_baseline::Baseline;
-use augur_core::testing::InMemoryModel;
+use augur_core::testing::{unfiltered, InMemoryModel};
 use augur_core::{generate, CoreError, GenerateParams, Generation, SamplingParams, StopReason};
 use augur_speculative::{live_workers, PipelinedSpeculative, SpeculativeConfig};
 
-use common::{Delay, Wrapped};
+use common::{baseline, greedy, Delay, Wrapped};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -59,24 +59,10 @@ fn sampling(greedy: bool, seed: u64) -> SamplingParams {
         SamplingParams::greedy()
     } else {
         SamplingParams {
-            temperature: 0.9,
-            top_k: 0,
-            top_p: 1.0,
-            min_p: 0.0,
             seed,
+            ..unfiltered(0.9)
         }
     }
-}
-
-fn baseline(prompt: &[u32], n: usize) -> Vec<u32> {
-    let mut t = target();
-    let params = GenerateParams {
-        max_tokens: n,
-        sampling: SamplingParams::greedy(),
-    };
-    generate(&mut t, &mut Baseline, prompt, &params, &mut |_| true)
-        .unwrap()
-        .tokens
 }
 
 /// One generation on its own thread under the hang guard; gives the
@@ -107,7 +93,7 @@ fn assert_nothing_running(s: &Pipelined, what: &str) {
 #[test]
 fn cancellation_at_any_point_stops_the_draft_thread() {
     let _serial = serial();
-    let want = baseline(&[1, 2, 3], 40);
+    let want = baseline(&target(), &[1, 2, 3], 40).tokens;
     for gamma in [1, 3, 6] {
         let mut s = PipelinedSpeculative::new(
             Wrapped::new(draft_model(), Delay::Jitter(30), gamma as u64),
@@ -132,65 +118,66 @@ fn cancellation_at_any_point_stops_the_draft_thread() {
             assert_nothing_running(&s, &what);
         }
         // The strategy still works after all that.
-        let params = GenerateParams {
-            max_tokens: 40,
-            sampling: SamplingParams::greedy(),
-        };
         let t = Wrapped::new(target(), Delay::None, 0);
-        let (r, back) = run(format!("gamma {gamma}, after"), s, t, params, None);
+        let (r, back) = run(format!("gamma {gamma}, after"), s, t, greedy(40), None);
         assert_eq!(r.unwrap().tokens, want);
         assert_nothing_running(&back, "after the cancellations");
+    }
+}
+
+/// The model that fails in [`check_injected_failures`].
+#[derive(Debug, Clone, Copy)]
+enum Failing {
+    Draft,
+    Target,
+}
+
+/// Generations whose draft or target fails from pass `fail_at` on (for
+/// each `fail_at` in `fail_ats`) must return the injected error and leave
+/// no thread running.
+fn check_injected_failures(failing: Failing, fail_ats: Range<usize>) {
+    for gamma in [1, 4] {
+        for fail_at in fail_ats.clone() {
+            for greedy in [true, false] {
+                let draft = Wrapped::new(draft_model(), Delay::Jitter(30), fail_at as u64);
+                let (draft, t) = match failing {
+                    Failing::Draft => (
+                        draft.failing_at(fail_at),
+                        Wrapped::new(target(), Delay::Jitter(30), 1),
+                    ),
+                    Failing::Target => (
+                        draft,
+                        Wrapped::new(target(), Delay::Jitter(30), 2).failing_at(fail_at),
+                    ),
+                };
+                let s = PipelinedSpeculative::new(draft, SpeculativeConfig::fixed(gamma));
+                let params = GenerateParams {
+                    max_tokens: 200,
+                    sampling: sampling(greedy, 5),
+                };
+                let what =
+                    format!("gamma {gamma}, {failing:?} fails at pass {fail_at}, greedy {greedy}");
+                let (r, s) = run(what.clone(), s, t, params, None);
+                let e = r.err().unwrap_or_else(|| panic!("{what}: no error"));
+                assert!(e.to_string().contains("injected failure"), "{what}: {e}");
+                assert_nothing_running(&s, &what);
+            }
+        }
     }
 }
 
 #[test]
 fn a_failing_draft_model_fails_the_generation() {
     let _serial = serial();
-    for gamma in [1, 4] {
-        for fail_at in 0..16 {
-            for greedy in [true, false] {
-                let draft = Wrapped::new(draft_model(), Delay::Jitter(30), fail_at as u64)
-                    .failing_at(fail_at);
-                let s = PipelinedSpeculative::new(draft, SpeculativeConfig::fixed(gamma));
-                let params = GenerateParams {
-                    max_tokens: 200,
-                    sampling: sampling(greedy, 5),
-                };
-                let t = Wrapped::new(target(), Delay::Jitter(30), 1);
-                let what = format!("gamma {gamma}, draft fails at pass {fail_at}, greedy {greedy}");
-                let (r, s) = run(what.clone(), s, t, params, None);
-                // 200 tokens take far more than 16 draft passes, and every
-                // step drafts, so the failure always surfaces.
-                let e = r.err().unwrap_or_else(|| panic!("{what}: no error"));
-                assert!(e.to_string().contains("injected failure"), "{what}: {e}");
-                assert_nothing_running(&s, &what);
-            }
-        }
-    }
+    // 200 tokens take far more than 16 draft passes, and every step drafts,
+    // so the failure always surfaces.
+    check_injected_failures(Failing::Draft, 0..16);
 }
 
 #[test]
 fn a_failing_target_stops_the_draft_thread() {
     let _serial = serial();
-    for gamma in [1, 4] {
-        for fail_at in 1..16 {
-            for greedy in [true, false] {
-                let draft = Wrapped::new(draft_model(), Delay::Jitter(30), fail_at as u64);
-                let s = PipelinedSpeculative::new(draft, SpeculativeConfig::fixed(gamma));
-                let params = GenerateParams {
-                    max_tokens: 200,
-                    sampling: sampling(greedy, 5),
-                };
-                let t = Wrapped::new(target(), Delay::Jitter(30), 2).failing_at(fail_at);
-                let what =
-                    format!("gamma {gamma}, target fails at pass {fail_at}, greedy {greedy}");
-                let (r, s) = run(what.clone(), s, t, params, None);
-                let e = r.err().unwrap_or_else(|| panic!("{what}: no error"));
-                assert!(e.to_string().contains("injected failure"), "{what}: {e}");
-                assert_nothing_running(&s, &what);
-            }
-        }
-    }
+    check_injected_failures(Failing::Target, 1..16);
 }
 
 #[test]
@@ -223,13 +210,9 @@ fn a_panic_in_the_caller_leaves_no_thread_behind() {
             assert_eq!(live_workers(), 0, "dropped after {k}");
         } else {
             // Or the next generation stops the leftover thread first.
-            let params = GenerateParams {
-                max_tokens: 30,
-                sampling: SamplingParams::greedy(),
-            };
             let mut t = target();
-            let g = generate(&mut t, &mut s, &[1, 2, 3], &params, &mut |_| true).unwrap();
-            assert_eq!(g.tokens, baseline(&[1, 2, 3], 30));
+            let g = generate(&mut t, &mut s, &[1, 2, 3], &greedy(30), &mut |_| true).unwrap();
+            assert_eq!(g.tokens, baseline(&target(), &[1, 2, 3], 30).tokens);
             assert_nothing_running(&s, "reused after a panic");
         }
     }

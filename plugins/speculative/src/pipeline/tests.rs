@@ -2,9 +2,13 @@
 
 use super::*;
 use augur_baseline::Baseline;
-use augur_core::chisq::{chi_square, ChiSquare};
-use augur_core::testing::{continuation_index, exact_continuation_probs, InMemoryModel};
-use augur_core::{generate, GenerateParams};
+use augur_core::chisq::ChiSquare;
+use augur_core::testing::{assert_greedy_matches, generate_greedy, unfiltered, InMemoryModel};
+
+/// The models of the integration tests, so that the negative controls here
+/// run on exactly the models of the tests they back.
+#[path = "../../tests/common/models.rs"]
+mod models;
 
 #[test]
 fn draft_streams_depend_on_seed_and_position_only() {
@@ -24,11 +28,8 @@ fn model() -> InMemoryModel {
 
 fn sampled() -> SamplingParams {
     SamplingParams {
-        temperature: 1.0,
-        top_k: 0,
-        top_p: 1.0,
-        min_p: 0.0,
         seed: 11,
+        ..unfiltered(1.0)
     }
 }
 
@@ -196,57 +197,15 @@ fn bookkeeping_errors_are_reported() {
 /// a flaw this catches, the full test catches too (the flaws' statistics are
 /// hundreds of times the critical value).
 const N: u64 = 20_000;
-const V: usize = 6;
-const LAST: TokenId = 2;
-
-fn bigram_target() -> InMemoryModel {
-    InMemoryModel::bigram(&[
-        vec![5.0, 1.0, 2.0, 0.5, 1.0, 3.0],
-        vec![1.0, 6.0, 1.0, 2.0, 0.5, 1.0],
-        vec![2.0, 2.0, 1.0, 4.0, 1.0, 0.5],
-        vec![0.5, 1.0, 3.0, 1.0, 5.0, 2.0],
-        vec![3.0, 0.5, 1.0, 1.0, 2.0, 4.0],
-        vec![1.0, 3.0, 0.5, 2.0, 1.0, 5.0],
-    ])
-}
-
-fn bigram_draft() -> InMemoryModel {
-    InMemoryModel::bigram(&[
-        vec![3.0, 1.0, 1.0, 1.0, 2.0, 1.0],
-        vec![1.0, 3.0, 2.0, 1.0, 1.0, 1.0],
-        vec![1.0, 1.0, 2.0, 1.0, 1.0, 2.0],
-        vec![1.0, 2.0, 1.0, 1.0, 3.0, 1.0],
-        vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0],
-        vec![2.0, 1.0, 1.0, 1.0, 1.0, 3.0],
-    ])
-}
 
 /// The first distribution test of `tests/pipeline_distribution.rs` (same
 /// models and seeds, one draft per step, 4-token continuations, temperature
 /// 1), which the correct pipeline passes, on a flawed pipeline (without the
 /// delays: the flaws do not depend on timing).
 fn flawed_distribution(flaw: Flaw) -> ChiSquare {
-    let sampling = SamplingParams {
-        seed: 0,
-        ..sampled()
-    };
-    let len = 4;
-    let mut target = bigram_target();
-    let expected = exact_continuation_probs(&target, LAST, len, &sampling);
-    let mut s =
-        PipelinedSpeculative::new(bigram_draft(), SpeculativeConfig::fixed(1)).with_flaw(flaw);
-    let mut counts = vec![0u64; V.pow(len as u32)];
-    let mut params = GenerateParams {
-        max_tokens: len,
-        sampling,
-    };
-    for seed in 0..N {
-        params.sampling.seed = seed;
-        let g = generate(&mut target, &mut s, &[LAST], &params, &mut |_| true).unwrap();
-        counts[continuation_index(&g.tokens, V)] += 1;
-        target.batch_sizes.clear();
-    }
-    let r = chi_square(&counts, &expected);
+    let mut s = PipelinedSpeculative::new(models::near_draft(), SpeculativeConfig::fixed(1))
+        .with_flaw(flaw);
+    let r = models::continuations(4, N, 0, unfiltered(1.0)).run(&mut models::target(), &mut s);
     eprintln!("{flaw:?}: {r:?}");
     r
 }
@@ -267,25 +226,21 @@ fn draft_randomness_without_the_seed_fails_the_distribution_test() {
 fn taking_the_guess_for_the_bonus_fails_the_greedy_test() {
     let mut differ = 0;
     for seed in 0..8 {
-        let target = InMemoryModel::random(11, seed).with_history(seed + 50);
-        let draft = InMemoryModel::random(11, seed).with_history(seed + 51);
-        let params = GenerateParams {
-            max_tokens: 40,
-            sampling: SamplingParams::greedy(),
-        };
+        let (target, draft) = models::Pairs::Similar.make(seed);
         let prompt = [1, 2, 3];
-        let mut t = target.clone();
-        let want = generate(&mut t, &mut Baseline, &prompt, &params, &mut |_| true).unwrap();
-        for (flaw, gamma) in [(Flaw::None, 3), (Flaw::TrustGuess, 3)] {
-            let mut t = target.clone();
-            let mut s = PipelinedSpeculative::new(draft.clone(), SpeculativeConfig::fixed(gamma))
-                .with_flaw(flaw);
-            let g = generate(&mut t, &mut s, &prompt, &params, &mut |_| true).unwrap();
-            match flaw {
-                Flaw::None => assert_eq!(g.tokens, want.tokens, "seed {seed}"),
-                _ => differ += usize::from(g.tokens != want.tokens),
-            }
-        }
+        let mut s = PipelinedSpeculative::new(draft.clone(), SpeculativeConfig::fixed(3));
+        let (want, _) = assert_greedy_matches(
+            &target,
+            &mut Baseline,
+            &mut s,
+            &prompt,
+            40,
+            &format!("seed {seed}"),
+        );
+        let mut s = PipelinedSpeculative::new(draft, SpeculativeConfig::fixed(3))
+            .with_flaw(Flaw::TrustGuess);
+        let g = generate_greedy(&mut target.clone(), &mut s, &prompt, 40);
+        differ += usize::from(g.tokens != want.tokens);
     }
     assert!(differ > 0, "the flawed pipeline went unnoticed");
 }

@@ -1,14 +1,67 @@
-//! Model wrappers shared by the pipeline tests: pseudo-random delays per
-//! pass (so the two threads interleave in every order) and injected
-//! failures.
+//! What the speculative tests share: the models ([`models`]), the modes and
+//! the baseline of the greedy tests, and model wrappers for the pipeline
+//! tests with pseudo-random delays per pass (so the two threads interleave
+//! in every order) and injected failures.
 
 #![allow(dead_code)]
+
+pub mod models;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use augur_core::{Batch, LogitRows, Model, ModelError, Rng, SeqId, TokenId};
+use augur_baseline::Baseline;
+use augur_core::testing::{generate_greedy, InMemoryModel};
+use augur_core::{
+    Batch, GenerateParams, Generation, LogitRows, Model, ModelError, Rng, SamplingParams, SeqId,
+    TokenId,
+};
+use augur_speculative::{Costs, SpeculativeConfig};
+
+/// Greedy settings for `max_tokens` tokens.
+pub fn greedy(max_tokens: usize) -> GenerateParams {
+    GenerateParams {
+        max_tokens,
+        sampling: SamplingParams::greedy(),
+    }
+}
+
+/// The baseline's greedy output on a copy of `target`.
+pub fn baseline(target: &InMemoryModel, prompt: &[TokenId], max_tokens: usize) -> Generation {
+    generate_greedy(&mut target.clone(), &mut Baseline, prompt, max_tokens)
+}
+
+/// Costs of a memory-bound machine with a cheap draft, so an adaptive run
+/// starts out drafting (its own measurements take over after that).
+pub fn speculation_friendly_costs() -> Costs {
+    let mut c = Costs::new();
+    for k in 1..=9 {
+        for _ in 0..3 {
+            c.record_target(k, 0.1);
+        }
+    }
+    c.record_draft(0.001);
+    c
+}
+
+/// The draft-length modes of the greedy tests: three fixed lengths, adaptive
+/// from scratch, and adaptive from costs that favour drafting.
+pub fn modes(fixed: [usize; 3]) -> Vec<(String, SpeculativeConfig)> {
+    let mut modes: Vec<(String, SpeculativeConfig)> = fixed
+        .iter()
+        .map(|&n| (format!("fixed-{n}"), SpeculativeConfig::fixed(n)))
+        .collect();
+    modes.push(("adaptive".into(), SpeculativeConfig::default()));
+    modes.push((
+        "adaptive-cached".into(),
+        SpeculativeConfig {
+            initial_costs: Some(speculation_friendly_costs()),
+            ..SpeculativeConfig::default()
+        },
+    ));
+    modes
+}
 
 /// What a wrapped model does before each pass.
 #[derive(Debug, Clone, Copy)]
