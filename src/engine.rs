@@ -60,6 +60,23 @@ pub fn load_model(path: &Path, n_gpu_layers: u32) -> Result<Arc<GgufModel>, Augu
     Ok(GgufModel::load(path, &params)?)
 }
 
+/// A pipeline runs both models at once: unless told otherwise, give each its
+/// own share of the cores (the draft half, rounded down, at least one), so the
+/// two thread teams do not fight over the same cores.
+fn split_pipeline_threads(options: &mut EngineOptions) {
+    let pipelined = options.strategy.kind == crate::StrategyKind::Speculative
+        && options.strategy.speculative.pipeline;
+    if !pipelined || options.draft_threads != 0 {
+        return;
+    }
+    let cores = calibration::resolve_threads(options.threads);
+    let draft = (cores / 2).max(1);
+    options.draft_threads = draft;
+    if options.threads == 0 {
+        options.threads = cores.saturating_sub(draft).max(1);
+    }
+}
+
 fn draft_threads(options: &EngineOptions) -> usize {
     if options.draft_threads == 0 {
         options.threads
@@ -170,6 +187,7 @@ impl Engine {
                 options.n_ctx
             )));
         }
+        split_pipeline_threads(&mut options);
         let drafting = custom.is_some() || options.strategy.kind.drafts();
         let mut calibration = None;
         if drafting {

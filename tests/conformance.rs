@@ -49,7 +49,8 @@ fn check_corpus(label: &str, config: &StrategyConfig, draft: Option<&str>) -> us
         let mut target_session = session(&target, N_CTX, config.sequences_needed());
         let draft_model = draft.map(|d| {
             let m = model(d);
-            Box::new(session(&m, N_CTX, 1)) as augur::DraftModel
+            let threads = if config.speculative.pipeline { 1 } else { 0 };
+            Box::new(common::session_with_threads(&m, N_CTX, 1, threads)) as augur::DraftModel
         });
         let mut strategy = build_strategy(config, draft_model).unwrap();
         match compare_with_baseline(
@@ -122,6 +123,19 @@ fn speculative_bit_exact_mode_is_identical() {
     assert!(config.speculative.exact);
     let flips = check_corpus("speculative bit-exact", &config, Some(DRAFT));
     assert_eq!(flips, 0);
+}
+
+#[test]
+fn speculative_pipelined_matches_baseline() {
+    for mode in [DraftLength::Fixed(4), DraftLength::Adaptive] {
+        let mut config = speculative(mode, ExactMode::Kernel);
+        config.speculative.pipeline = true;
+        check_corpus(
+            &format!("speculative pipelined {mode:?}"),
+            &config,
+            Some(DRAFT),
+        );
+    }
 }
 
 #[test]

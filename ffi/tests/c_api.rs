@@ -364,8 +364,13 @@ fn generation_from_c_matches_the_rust_api() {
         assert_eq!(r.tokens, tokens, "{label} departs from the baseline");
         assert_eq!(r.text, text, "{label}");
         assert_eq!(r.get("stop"), stop_code(stop), "{label}");
-        // Bit-exact mode was asked for.
-        assert_eq!(r.get("exactness"), 0, "{label}");
+        // Kernel-level mode was asked for, and passes of several tokens
+        // were made: the run reports the weaker guarantee it had.
+        assert!(
+            r.get("target_passes") < tokens.len() as u64 + 1,
+            "{label}: {r:?}"
+        );
+        assert_eq!(r.get("exactness"), 1, "{label}: {r:?}");
     }
 
     // The C drafter was consulted on every step and reset once per generation.
@@ -375,17 +380,13 @@ fn generation_from_c_matches_the_rust_api() {
     let again = &runs["c-drafter-again"];
     assert_eq!(again.get("resets"), 2);
     assert_eq!(again.get("calls"), 2 * cd.get("calls"));
-    // Drafts were verified whenever calibration allows bit-exact passes
-    // longer than one token (draft_max 4: calibrated up to 5).
-    let cal = augur_facade::calibration::cached_or_measure(&model(), 0, 5).unwrap();
-    if cal.max_exact_pass >= 2 {
-        assert!(cd.get("drafted") > 0, "{cd:?}");
-        let spec = &runs["speculative"];
-        // The target drafting for itself: every greedy draft is accepted.
-        assert!(spec.get("drafted") > 0, "{spec:?}");
-        assert_eq!(spec.get("accepted"), spec.get("drafted"), "{spec:?}");
-        assert!(spec.get("target_passes") < tokens.len() as u64, "{spec:?}");
-    }
+    // Drafts were verified.
+    assert!(cd.get("drafted") > 0, "{cd:?}");
+    let spec = &runs["speculative"];
+    // The target drafting for itself: every greedy draft is accepted.
+    assert!(spec.get("drafted") > 0, "{spec:?}");
+    assert_eq!(spec.get("accepted"), spec.get("drafted"), "{spec:?}");
+    assert!(spec.get("target_passes") < tokens.len() as u64, "{spec:?}");
 
     // Stopped by the callback after three pieces: a prefix of the baseline.
     let cancel = &runs["cancel"];

@@ -28,12 +28,22 @@ pub fn model(name: &str) -> Arc<GgufModel> {
     m
 }
 
-/// A context over `model` with `n_seq` sequence ids.
+/// A context over `model` with `n_seq` sequence ids, on every core.
 pub fn session(model: &Arc<GgufModel>, n_ctx: usize, n_seq: usize) -> LlamaSession {
+    session_with_threads(model, n_ctx, n_seq, 0)
+}
+
+/// A context with `threads` threads (0 = every core).
+pub fn session_with_threads(
+    model: &Arc<GgufModel>,
+    n_ctx: usize,
+    n_seq: usize,
+    threads: usize,
+) -> LlamaSession {
     model
         .new_session(&ContextParams {
             n_ctx,
-            n_threads: 0,
+            n_threads: threads,
             n_seq_max: n_seq,
             ..ContextParams::default()
         })

@@ -38,6 +38,8 @@ pub enum SettingKey {
     NgramMin,
     /// Prompt lookup: longest n-gram.
     NgramMax,
+    /// Speculative: pipelined drafting (`true` or `false`).
+    Pipeline,
 }
 
 impl SettingKey {
@@ -52,6 +54,7 @@ impl SettingKey {
         SettingKey::LaGuess,
         SettingKey::NgramMin,
         SettingKey::NgramMax,
+        SettingKey::Pipeline,
     ];
 
     /// The setting's name (the same as the matching command-line flag).
@@ -66,6 +69,7 @@ impl SettingKey {
             SettingKey::LaGuess => "la-guess",
             SettingKey::NgramMin => "ngram-min",
             SettingKey::NgramMax => "ngram-max",
+            SettingKey::Pipeline => "pipeline",
         }
     }
 
@@ -74,7 +78,9 @@ impl SettingKey {
         use StrategyKind as K;
         match self {
             SettingKey::DraftMax => matches!(kind, K::Speculative | K::PromptLookup),
-            SettingKey::DraftMin | SettingKey::DraftPMin => kind == K::Speculative,
+            SettingKey::DraftMin | SettingKey::DraftPMin | SettingKey::Pipeline => {
+                kind == K::Speculative
+            }
             SettingKey::Exact => kind.drafts(),
             SettingKey::LaWindow | SettingKey::LaNgram | SettingKey::LaGuess => {
                 kind == K::Lookahead
@@ -85,7 +91,7 @@ impl SettingKey {
 
     /// True if the setting takes numbers (and so can be swept).
     pub fn numeric(self) -> bool {
-        self != SettingKey::Exact
+        !matches!(self, SettingKey::Exact | SettingKey::Pipeline)
     }
 }
 
@@ -217,6 +223,7 @@ fn apply_setting(key: SettingKey, value: &str, config: &mut StrategyConfig) -> R
                 initial_costs: spec.initial_costs.take(),
                 draft_min: spec.draft_min,
                 draft_p_min: spec.draft_p_min,
+                pipeline: spec.pipeline,
                 ..augur::speculative::SpeculativeConfig::fixed(max)
             };
             let pl = &mut config.prompt_lookup;
@@ -242,6 +249,13 @@ fn apply_setting(key: SettingKey, value: &str, config: &mut StrategyConfig) -> R
         SettingKey::LaGuess => config.lookahead.candidates = parse_usize(key, value)?,
         SettingKey::NgramMin => config.prompt_lookup.ngram_min = parse_usize(key, value)?,
         SettingKey::NgramMax => config.prompt_lookup.ngram_max = parse_usize(key, value)?,
+        SettingKey::Pipeline => {
+            config.speculative.pipeline = match value {
+                "true" | "on" | "1" => true,
+                "false" | "off" | "0" => false,
+                _ => return Err(format!("pipeline is true or false, got '{value}'")),
+            }
+        }
     }
     Ok(())
 }

@@ -174,7 +174,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let sampling = args.sampling.params()?;
     let chat: ChatMode = args.chat.parse()?;
-    augur::llama::set_verbose(args.model.verbose);
+    crate::init_logs(args.model.verbose);
     let target_path = args.model.target_path()?;
     // A named draft that fails to resolve is an error below, not a silent omission.
     let draft_available =

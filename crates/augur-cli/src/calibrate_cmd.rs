@@ -142,7 +142,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
     if let Some(a) = alphas.iter().find(|a| !(0.0..=1.0).contains(*a)) {
         anyhow::bail!("--alpha must be in [0, 1], got {a}");
     }
-    augur::llama::set_verbose(args.model.verbose);
+    crate::init_logs(args.model.verbose);
     let target_path = args.model.target_path()?;
     let draft_path = draft_path(args, &target_path)?;
     if let Some(d) = &draft_path {

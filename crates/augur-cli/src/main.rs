@@ -58,6 +58,17 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Asks llama.cpp for its logs (before any model loads) and prints them on
+/// stderr; without it llama.cpp stays silent.
+pub fn init_logs(verbose: bool) {
+    augur::llama::set_verbose(verbose);
+    if verbose {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 /// Set by Ctrl-C: generation stops at the next token (worker threads are
 /// joined and the stats still printed); a second Ctrl-C exits at once.
 pub fn interrupt_flag() -> &'static std::sync::atomic::AtomicBool {

@@ -109,6 +109,7 @@ impl DraftArgs {
                 initial_costs: spec.initial_costs.take(),
                 ..augur::speculative::SpeculativeConfig::fixed(max)
             };
+            // (draft-min, p-min and pipeline are set below.)
         }
         spec.draft_min = self.draft_min;
         spec.draft_p_min = self.draft_p_min;
@@ -285,7 +286,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let sampling = args.sampling.params()?;
     let kind: StrategyKind = args.strategy.parse()?;
     let prompt_text = read_prompt(args)?;
-    augur::llama::set_verbose(args.model.verbose);
+    crate::init_logs(args.model.verbose);
     let target = args.model.target_path()?;
 
     let mut strategy = StrategyConfig::new(kind);
