@@ -212,11 +212,17 @@ impl StrategyConfig {
                     .into(),
             ));
         }
-        // What one more drafted token costs, in single-pass units.
-        if let (Some(&t1), Some(&t2)) = (pass_seconds.first(), pass_seconds.get(1)) {
-            if t1 > 0.0 {
+        // What drafted tokens cost, in one-token passes: the measured table,
+        // and past it a linear extrapolation from the two-token pass.
+        if let Some(&t1) = pass_seconds.first().filter(|t| **t > 0.0) {
+            if let Some(&t2) = pass_seconds.get(1) {
                 self.prompt_lookup.draft_cost = (t2 / t1 - 1.0).clamp(0.02, 1.5);
             }
+            let costs = &mut self.prompt_lookup.pass_costs;
+            for (slot, &t) in costs.iter_mut().zip(pass_seconds) {
+                *slot = t / t1;
+            }
+            self.lookahead.pass_costs = pass_seconds.iter().map(|t| t / t1).collect();
         }
         Ok(())
     }

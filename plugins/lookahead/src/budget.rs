@@ -69,8 +69,17 @@ pub struct BudgetPolicy {
     pub learning_rate: f64,
     /// Cost of one drafted token in a target pass, in single-token passes:
     /// ≈ 0.65 on a compute-bound target, ≈ 0.05–0.2 on a memory-bound one.
+    /// Used where `pass_costs` has no measurement.
     pub draft_cost: f64,
+    /// Measured cost of a target pass over k + 1 tokens relative to a
+    /// one-token pass, at index k (from calibration); 0 where not measured.
+    /// Real costs are not linear in k (kernels change with the batch size), so
+    /// a measured table chooses better than `draft_cost`.
+    pub pass_costs: [f64; MAX_MEASURED_PASS],
 }
+
+/// How many pass sizes [`BudgetPolicy::pass_costs`] can hold.
+pub const MAX_MEASURED_PASS: usize = 16;
 
 impl BudgetPolicy {
     /// The state a generation starts in.
@@ -90,7 +99,7 @@ impl BudgetPolicy {
         for k in 1..=b.len.min(self.max_len) {
             term *= alpha;
             expected += term;
-            let value = expected / (1.0 + self.draft_cost * k as f64);
+            let value = expected / self.cost(k);
             // A margin keeps rounding from picking a longer, equal draft.
             if value > best * (1.0 + 1e-9) {
                 best_k = k;
@@ -98,6 +107,15 @@ impl BudgetPolicy {
             }
         }
         best_k
+    }
+
+    /// The cost of verifying k drafts (a pass over k + 1 tokens), in
+    /// one-token passes: measured where known, linear otherwise.
+    pub fn cost(&self, k: usize) -> f64 {
+        match self.pass_costs.get(k) {
+            Some(&c) if c > 0.0 => c,
+            _ => 1.0 + self.draft_cost * k as f64,
+        }
     }
 
     fn observe(&self, rate: f64, accepted: bool) -> f64 {
@@ -155,6 +173,7 @@ mod tests {
         initial_rate: 0.8,
         learning_rate: 0.25,
         draft_cost: 0.65,
+        pass_costs: [0.0; MAX_MEASURED_PASS],
     };
 
     fn b(len: usize, rate: f64) -> Budget {
@@ -169,7 +188,7 @@ mod tests {
     fn best_by_enumeration(p: &BudgetPolicy, len: usize, alpha: f64) -> usize {
         let value = |k: usize| {
             let e: f64 = (0..=k).map(|i| alpha.powi(i as i32)).sum();
-            e / (1.0 + p.draft_cost * k as f64)
+            e / p.cost(k)
         };
         (0..=len.min(p.max_len)).fold(0, |best, k| {
             if value(k) > value(best) * (1.0 + 1e-9) {
@@ -298,6 +317,33 @@ mod tests {
     #[test]
     fn empty_verification_changes_nothing() {
         assert_eq!(P.next(b(3, 0.4), verified(0, 0)), b(3, 0.4));
+    }
+
+    #[test]
+    fn measured_pass_costs_replace_the_linear_model() {
+        // Q4_K_M-like measurements on 2 cores: 1.8 for 2 tokens, 3.85 for 5.
+        let mut costs = [0.0; MAX_MEASURED_PASS];
+        costs[..6].copy_from_slice(&[1.0, 1.8, 2.49, 3.19, 3.85, 4.54]);
+        let p = BudgetPolicy {
+            draft_cost: 0.8,
+            pass_costs: costs,
+            ..P
+        };
+        assert_eq!(p.cost(4), 3.85);
+        assert_eq!(p.cost(7), 1.0 + 0.8 * 7.0);
+        // At α = 0.95 four drafts pay (E = 4.52 > 3.85) although the linear
+        // model (cost 4.2) would rank them lower than with the table.
+        let k = p.draft_len(&b(8, 0.95));
+        assert!(k >= 4, "{k}");
+        for len in 0..=10 {
+            for i in 0..=20 {
+                let alpha = i as f64 / 20.0;
+                assert_eq!(
+                    p.draft_len(&b(len, alpha)),
+                    best_by_enumeration(&p, len, alpha)
+                );
+            }
+        }
     }
 
     #[test]

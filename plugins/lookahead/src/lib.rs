@@ -21,7 +21,7 @@ mod ngram_index;
 mod pool;
 mod prompt_lookup;
 
-pub use budget::{Budget, BudgetPolicy, Outcome};
+pub use budget::{Budget, BudgetPolicy, Outcome, MAX_MEASURED_PASS};
 pub use error::Error;
 pub use lookahead::{
     Lookahead, LookaheadConfig, DEFAULT_CANDIDATES, DEFAULT_NGRAM, DEFAULT_WINDOW, MAX_NGRAM,

@@ -66,7 +66,7 @@ pub const MAX_NGRAM: usize = 32;
 const MAX_SEQS: usize = 1024;
 
 /// Settings of [`Lookahead`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LookaheadConfig {
     /// W: window columns (≥ 1).
     pub window: usize,
@@ -89,7 +89,18 @@ pub struct LookaheadConfig {
     /// passes (from calibration); `None` when unknown or unlimited. Only
     /// affects the reported [`Exactness`].
     pub max_exact_batch: Option<usize>,
+    /// Measured cost of a target pass over k tokens relative to a one-token
+    /// pass, at index k − 1 (from calibration); empty when unknown. With it,
+    /// the strategy backs off to plain decoding while its steps emit fewer
+    /// tokens than they cost, and probes again after 8, 16, … 256 plain steps.
+    pub pass_costs: Vec<f64>,
 }
+
+/// Plain steps after a lookahead step that did not pay, doubling up to
+/// [`MAX_BACKOFF`] while probes keep failing.
+const MIN_BACKOFF: usize = 8;
+/// The longest run of plain steps between probes.
+const MAX_BACKOFF: usize = 256;
 
 impl Default for LookaheadConfig {
     fn default() -> Self {
@@ -100,6 +111,7 @@ impl Default for LookaheadConfig {
             seed_pool_from_prompt: true,
             pool_from_output: true,
             max_exact_batch: None,
+            pass_costs: Vec::new(),
         }
     }
 }
@@ -194,6 +206,12 @@ pub struct Lookahead {
     last_rows: Vec<usize>,
     seq_scratch: Vec<SeqId>,
     emitted: Vec<TokenId>,
+    /// Running estimate of tokens emitted per lookahead step.
+    gain: f64,
+    /// Plain steps left before the next lookahead step.
+    plain_left: usize,
+    /// Plain steps after the next lookahead step that does not pay.
+    backoff: usize,
 }
 
 impl Default for Lookahead {
@@ -220,6 +238,9 @@ impl Lookahead {
             last_rows: Vec::new(),
             seq_scratch: Vec::new(),
             emitted: Vec::new(),
+            gain: 0.0,
+            plain_left: 0,
+            backoff: MIN_BACKOFF,
             config,
         }
     }
@@ -306,8 +327,35 @@ impl Lookahead {
         k
     }
 
+    /// The cost of a pass over `batch` tokens in one-token passes, if measured
+    /// (linear beyond the measured sizes).
+    fn pass_cost(&self, batch: usize) -> Option<f64> {
+        let costs = &self.config.pass_costs;
+        let last = *costs.last()?;
+        Some(match costs.get(batch.wrapping_sub(1)) {
+            Some(&c) => c,
+            None => last * batch as f64 / costs.len() as f64,
+        })
+    }
+
+    /// After a lookahead step over `batch` tokens that emitted `emitted`:
+    /// back off to plain decoding while steps cost more than they emit.
+    fn account(&mut self, batch: usize, emitted: usize) {
+        let Some(cost) = self.pass_cost(batch) else {
+            return;
+        };
+        self.gain = 0.7 * self.gain + 0.3 * emitted as f64;
+        if self.gain < cost {
+            self.plain_left = self.backoff;
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        } else {
+            self.backoff = MIN_BACKOFF;
+        }
+    }
+
     /// One plain decoding step keeping every sequence in step: x on all of
-    /// them. Used where the lookahead batch would run past the context.
+    /// them. Used where the lookahead batch would run past the context, and
+    /// while lookahead does not pay.
     fn plain_step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
         let (x, p) = (ctx.pending(), ctx.pending_pos());
         let all: Vec<SeqId> = (0..self.config.sequences_needed() as SeqId).collect();
@@ -337,6 +385,11 @@ impl Strategy for Lookahead {
         let t = Instant::now();
         self.largest_batch = 0;
         self.pool.clear();
+        // Start optimistic (as if every step emitted N tokens), so the first
+        // steps are lookahead steps that measure what it really gives.
+        self.gain = self.config.ngram as f64;
+        self.plain_left = 0;
+        self.backoff = MIN_BACKOFF;
         self.init_window(ctx.tokens);
         self.output_from = ctx.pending_pos();
         if self.config.seed_pool_from_prompt {
@@ -365,6 +418,14 @@ impl Strategy for Lookahead {
         let extent = (w + n - 3).max(n - 1);
         if p + extent >= ctx.target.n_ctx() {
             return self.plain_step(ctx);
+        }
+        if self.plain_left > 0 {
+            self.plain_left -= 1;
+            self.plain_step(ctx)?;
+            if self.config.pool_from_output {
+                self.output_from = self.add_text_ngrams(ctx.tokens, self.output_from);
+            }
+            return Ok(());
         }
 
         let t_draft = Instant::now();
@@ -506,6 +567,7 @@ impl Strategy for Lookahead {
             }
         }
         ctx.tokens.extend_from_slice(&self.emitted);
+        self.account(self.config.batch_len(g), self.emitted.len());
         if self.config.pool_from_output {
             self.output_from = self.add_text_ngrams(ctx.tokens, self.output_from);
         }
@@ -823,5 +885,44 @@ mod tests {
         assert_eq!(g.stop, augur_core::StopReason::ContextFull);
         let want: Vec<TokenId> = (0..7).map(|i| ((i + 2) % 3) as TokenId).collect();
         assert_eq!(g.tokens, want);
+    }
+
+    #[test]
+    fn backs_off_to_plain_decoding_when_steps_do_not_pay() {
+        let target = InMemoryModel::random(12, 5).with_history(3);
+        let prompt = [1, 2, 3, 4, 5, 6];
+        let params = GenerateParams {
+            max_tokens: 120,
+            sampling: SamplingParams::greedy(),
+        };
+        let mut base_model = target.clone();
+        let base = generate(
+            &mut base_model,
+            &mut augur_baseline::Baseline,
+            &prompt,
+            &params,
+            &mut |_| true,
+        )
+        .unwrap();
+        // Every pass of more than one token costs ten one-token passes.
+        let mut costs = vec![1.0];
+        costs.extend(std::iter::repeat_n(10.0, 15));
+        let mut s = Lookahead::new(LookaheadConfig {
+            pass_costs: costs,
+            ..LookaheadConfig::new(1, 3, 1)
+        })
+        .unwrap();
+        let mut m = target.clone();
+        let g = generate(&mut m, &mut s, &prompt, &params, &mut |_| true).unwrap();
+        assert_eq!(g.tokens, base.tokens);
+        let big = m.batch_sizes.iter().filter(|&&b| b > 1).count();
+        // Probes after 8, 16, 32, 64 plain steps: a handful of big passes.
+        assert!(big <= 8, "{big} lookahead steps in {:?}", m.batch_sizes);
+        // Without measured costs it never backs off.
+        let mut s = Lookahead::new(LookaheadConfig::new(1, 3, 1)).unwrap();
+        let mut m = target.clone();
+        let g = generate(&mut m, &mut s, &prompt, &params, &mut |_| true).unwrap();
+        assert_eq!(g.tokens, base.tokens);
+        assert!(m.batch_sizes.iter().filter(|&&b| b > 1).count() > 20);
     }
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 use augur_core::strategy::Exactness;
 use augur_core::{CoreError, Proposal, StepContext, Strategy, TokenId};
 
-use crate::budget::{Budget, BudgetPolicy, Outcome};
+use crate::budget::{Budget, BudgetPolicy, Outcome, MAX_MEASURED_PASS};
 use crate::error::Error;
 use crate::ngram_index::{Evidence, NgramIndex, MAX_INDEX_NGRAM};
 
@@ -63,6 +63,9 @@ pub struct PromptLookupConfig {
     /// Cost of one drafted token in single-token target passes (≥ 0); see
     /// [`DEFAULT_DRAFT_COST`].
     pub draft_cost: f64,
+    /// Measured cost of a target pass over k + 1 tokens relative to a
+    /// one-token pass, at index k (from calibration; 0 where not measured).
+    pub pass_costs: [f64; MAX_MEASURED_PASS],
     /// The acceptance estimate at the start of a generation, in [0, 1].
     pub initial_rate: f64,
     /// Weight of each new observation in the acceptance estimate, in (0, 1].
@@ -83,6 +86,7 @@ impl Default for PromptLookupConfig {
             draft_max: DEFAULT_DRAFT_MAX,
             initial_draft: DEFAULT_INITIAL_DRAFT,
             draft_cost: DEFAULT_DRAFT_COST,
+            pass_costs: [0.0; MAX_MEASURED_PASS],
             initial_rate: DEFAULT_INITIAL_RATE,
             learning_rate: DEFAULT_LEARNING_RATE,
             evidence: Evidence::default(),
@@ -176,6 +180,7 @@ impl PromptLookupConfig {
             initial_rate: self.initial_rate,
             learning_rate: self.learning_rate,
             draft_cost: self.draft_cost,
+            pass_costs: self.pass_costs,
         }
     }
 }
