@@ -366,10 +366,6 @@ fn generation_from_c_matches_the_rust_api() {
         assert_eq!(r.get("stop"), stop_code(stop), "{label}");
         // Kernel-level mode was asked for, and passes of several tokens
         // were made: the run reports the weaker guarantee it had.
-        assert!(
-            r.get("target_passes") < tokens.len() as u64 + 1,
-            "{label}: {r:?}"
-        );
         assert_eq!(r.get("exactness"), 1, "{label}: {r:?}");
     }
 
