@@ -364,9 +364,12 @@ fn generation_from_c_matches_the_rust_api() {
         assert_eq!(r.tokens, tokens, "{label} departs from the baseline");
         assert_eq!(r.text, text, "{label}");
         assert_eq!(r.get("stop"), stop_code(stop), "{label}");
-        // Kernel-level mode was asked for, and passes of several tokens
-        // were made: the run reports the weaker guarantee it had.
-        assert_eq!(r.get("exactness"), 1, "{label}: {r:?}");
+        // Kernel-level mode was asked for: a run that made passes of several
+        // tokens (lookahead always starts with one; the others whenever they
+        // drafted) reports the weaker guarantee. Whether prompt lookup drafts
+        // here depends on this machine's measured pass costs.
+        let big_passes = label == "lookahead" || r.get("drafted") > 0;
+        assert_eq!(r.get("exactness"), u64::from(big_passes), "{label}: {r:?}");
     }
 
     // The C drafter was consulted on every step and reset once per generation.
