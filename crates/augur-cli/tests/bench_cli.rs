@@ -3,27 +3,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn augur(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_augur"))
-        .args(args)
-        .output()
-        .expect("the augur binary runs")
-}
+mod common;
 
-fn smol() -> String {
-    augur::models::path_of("smollm2-135m")
-        .unwrap_or_else(|e| panic!("{e}"))
-        .display()
-        .to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{augur, smol, stderr};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("augur-bench-cli-{}-{name}", std::process::id()));
