@@ -194,7 +194,6 @@ impl StrategyConfig {
         if exact {
             let cap = max_exact_pass.saturating_sub(1);
             self.prompt_lookup.draft_max = self.prompt_lookup.draft_max.min(cap);
-            self.prompt_lookup.initial_draft = self.prompt_lookup.initial_draft.min(cap.max(1));
         }
         if self.kind == StrategyKind::Lookahead {
             let smallest = self.lookahead.batch_len(0).max(self.lookahead.batch_len(1));

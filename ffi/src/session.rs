@@ -108,9 +108,7 @@ fn options_from(
     let draft_max = count("draft_max", p.draft_max, 0, false)?;
     if draft_max > 0 {
         config.speculative = SpeculativeConfig::fixed(draft_max);
-        let pl = &mut config.prompt_lookup;
-        pl.draft_max = draft_max;
-        pl.initial_draft = pl.initial_draft.min(draft_max);
+        config.prompt_lookup.draft_max = draft_max;
     }
     let spec = &mut config.speculative;
     spec.draft_min = count("draft_min", p.draft_min, 0, true)?;

@@ -473,6 +473,7 @@ mod tests {
             other_seconds: 0.5 * 20.0 / tps,
             drafted_by_position: vec![6, 6],
             accepted_by_position: vec![6, 4],
+            prompt_tokens: vec![],
             tokens: vec![],
         }
     }

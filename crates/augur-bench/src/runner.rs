@@ -180,18 +180,20 @@ pub struct RunRecord {
     pub drafted_by_position: Vec<u64>,
     /// Of those, how many accepted every draft up to and including it.
     pub accepted_by_position: Vec<u64>,
-    /// The generated tokens (kept for the comparison, not written out).
-    #[serde(skip)]
+    /// The prompt's token ids (after the chat template), so a run can be
+    /// replayed offline (`cargo run -p augur-lookahead --example replay`).
+    pub prompt_tokens: Vec<TokenId>,
+    /// The generated token ids.
     pub tokens: Vec<TokenId>,
 }
 
 impl RunRecord {
-    fn new(label: &str, workload: &str, prompt: &str, repeat: usize, g: &Generation) -> Self {
+    fn new(job: &Job<'_>, label: &str, repeat: usize, g: &Generation) -> Self {
         let s = &g.stats;
         Self {
             strategy: label.to_string(),
-            workload: workload.to_string(),
-            prompt: prompt.to_string(),
+            workload: job.workload.to_string(),
+            prompt: job.prompt.to_string(),
             repeat,
             n_prompt: s.n_prompt,
             n_generated: s.n_generated,
@@ -220,6 +222,7 @@ impl RunRecord {
             other_seconds: s.other_seconds(),
             drafted_by_position: s.drafted_by_position.clone(),
             accepted_by_position: s.accepted_by_position.clone(),
+            prompt_tokens: job.tokens.clone(),
             tokens: g.tokens.clone(),
         }
     }
@@ -438,7 +441,7 @@ pub fn run(
             for &i in &order {
                 let g = generate(&mut contenders[i], job, &params)?;
                 let c = &contenders[i];
-                let mut rec = RunRecord::new(&c.label, job.workload, job.prompt, repeat, &g);
+                let mut rec = RunRecord::new(job, &c.label, repeat, &g);
                 if let Some(b) = &baseline {
                     rec.ratio_to_baseline = (b.tokens_per_second > 0.0)
                         .then(|| rec.tokens_per_second / b.tokens_per_second);

@@ -228,7 +228,6 @@ fn apply_setting(key: SettingKey, value: &str, config: &mut StrategyConfig) -> R
             };
             let pl = &mut config.prompt_lookup;
             pl.draft_max = max;
-            pl.initial_draft = pl.initial_draft.min(max.max(1));
         }
         SettingKey::DraftMin => config.speculative.draft_min = parse_usize(key, value)?,
         SettingKey::DraftPMin => {

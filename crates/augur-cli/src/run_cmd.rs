@@ -156,7 +156,6 @@ impl LookupArgs {
         pl.ngram_max = self.ngram_max.unwrap_or(pl.ngram_max);
         if let Some(max) = draft_max {
             pl.draft_max = max;
-            pl.initial_draft = pl.initial_draft.min(max.max(1));
         }
     }
 }

@@ -81,6 +81,8 @@ const RUN_FIELDS: &[&str] = &[
     "other_seconds",
     "drafted_by_position",
     "accepted_by_position",
+    "prompt_tokens",
+    "tokens",
 ];
 
 #[test]
@@ -223,6 +225,11 @@ fn bench_writes_table_json_csv_and_svg() {
         keys(run, "run", RUN_FIELDS);
         assert_eq!(run["n_generated"], 8);
         assert_eq!(run["matches_baseline"], true);
+        assert_eq!(run["tokens"].as_array().unwrap().len(), 8);
+        assert_eq!(
+            run["prompt_tokens"].as_array().unwrap().len() as u64,
+            run["n_prompt"].as_u64().unwrap()
+        );
     }
 
     // CSV: a header and one row per run, as many fields as columns.

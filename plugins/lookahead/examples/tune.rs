@@ -171,18 +171,18 @@ fn main() {
     }
     for r in [0.5, 0.9] {
         settings.push((
-            format!("initial_rate {r}"),
+            format!("prior rates {r}"),
             PromptLookupConfig {
-                initial_rate: r,
+                prior_rates: [r; augur_lookahead::RUN_CLASS_COUNT],
                 ..base.clone()
             },
         ));
     }
-    for l in [0.1, 0.5] {
+    for d in [0.9, 0.995] {
         settings.push((
-            format!("learning_rate {l}"),
+            format!("decay {d}"),
             PromptLookupConfig {
-                learning_rate: l,
+                decay: d,
                 ..base.clone()
             },
         ));
@@ -206,15 +206,14 @@ fn main() {
         "fixed 4, never off".into(),
         PromptLookupConfig {
             draft_max: 4,
-            initial_draft: 4,
             draft_cost: 0.0,
             evidence: Evidence::none(),
             ..base.clone()
         },
     ));
     println!(
-        "defaults: ngram 1..=4, draft_max 8, draft_cost 0.65, initial_rate 0.75, \
-         learning_rate 0.25, llama.cpp's evidence rule"
+        "defaults: ngram 1..=4, draft_max 15, draft_cost 0.7, prior rates by run length \
+         0.35/0.55/0.85/0.95, decay 0.98, llama.cpp's evidence rule"
     );
     println!(
         "{:<22} | {:>8} {:>6} {:>6} | {:>8} {:>6} {:>6} | {:>8} {:>6} {:>6}",

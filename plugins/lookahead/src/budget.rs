@@ -1,59 +1,103 @@
-//! How many tokens prompt lookup drafts: a pure policy over past outcomes.
+//! How many tokens prompt lookup drafts: the length that buys the most
+//! expected tokens per unit of target time.
 //!
-//! Why adaptive: a drafted token is not free. On a compute-bound target a pass
-//! over 2 tokens costs about 1.65 single passes, so a 1-token draft only pays
-//! above roughly 40–65 % acceptance; on a memory-bound target 2–3 drafted
-//! tokens are nearly free. Prompt lookup is right very often while text is
-//! being copied and rarely otherwise.
+//! Why not a fixed length: a drafted token is not free. On a compute-bound
+//! target (Q4_K_M on 2 cores) a pass over 2 tokens costs about 1.75 single
+//! passes and passes of 8+ tokens jump again; on a memory-bound one 2–3
+//! drafted tokens are nearly free. And prompt lookup is right very often while
+//! text is being copied and rarely otherwise.
 //!
-//! The policy keeps two things:
-//! - `len`, a cap that tracks the copying regime: it grows by the accepted
-//!   count when a whole draft is accepted (1, 2, 4, 8, …), falls to one more
-//!   than the accepted count on a partial acceptance, and halves when nothing
-//!   was accepted;
-//! - `rate`, a running estimate (exponential moving average) of the
-//!   probability that a drafted token is accepted given the ones before it
-//!   were.
-//!
-//! The draft length is the k ≤ `len` that maximizes the expected tokens per
-//! unit of target time, E(k) / cost(k), with E(k) = 1 + α + … + α^k (α =
-//! `rate`) and cost(k) = 1 + `draft_cost`·k (speculative-math.md). k = 0 —
-//! plain decoding — wins whenever α ≤ `draft_cost`, so with a low estimate the
-//! strategy stops drafting.
-//!
-//! While it is not drafting it still learns, for free: the step's plain pass
-//! emits a token, and comparing it with the candidate's first token (a
-//! "shadow" check) tells whether that draft would have been accepted — in
-//! greedy mode exactly, in sampling mode with the probability p(x) that
-//! verification would have accepted it with. So drafting resumes as soon as
-//! the candidates start being right again.
+//! The policy has two parts:
+//! - [`CopyStats`]: how often a copied token turned out right, by how much
+//!   matched context stood behind the prediction (the copy's run length: the
+//!   matched n-gram, then every token copied right in a row). A long run means
+//!   text is being copied verbatim; a run of 0 is a guess right after an edit.
+//!   Every emitted token is an observation, drafted or not, so the statistics
+//!   keep learning while the strategy is not drafting. Counts decay, so they
+//!   follow the text's regime.
+//! - [`BudgetPolicy::draft_len`]: the k that maximizes E(k) / cost(k), where
+//!   E(k) = 1 + α₁ + α₁α₂ + … (αᵢ the rate at the run length the i-th drafted
+//!   token would be predicted with) and cost(k) is the measured cost of a
+//!   pass over k + 1 tokens (speculative-math.md). k = 0, plain decoding, wins
+//!   whenever the rates are too low for the measured costs, so on text that is
+//!   not being copied the strategy costs about nothing.
 
-/// The policy's state between steps.
+/// How many pass sizes [`BudgetPolicy::pass_costs`] can hold.
+pub const MAX_MEASURED_PASS: usize = 16;
+
+/// How many run-length classes [`CopyStats`] keeps.
+pub const RUN_CLASS_COUNT: usize = 6;
+
+/// The smallest run length of each class [`CopyStats`] keeps apart.
+pub const RUN_CLASSES: [usize; RUN_CLASS_COUNT] = [0, 1, 4, 8, 16, 32];
+
+/// Acceptance rates assumed before any observation, per run class. Short
+/// matches are right about half the time on code (so they are not drafted on
+/// a compute-bound target until the text shows otherwise); long copies
+/// nearly always.
+pub const DEFAULT_PRIOR_RATES: [f64; RUN_CLASS_COUNT] = [0.35, 0.55, 0.8, 0.85, 0.9, 0.95];
+
+/// How many observations the prior counts for.
+pub const DEFAULT_PRIOR_WEIGHT: f64 = 4.0;
+
+/// Per-observation decay of the counts of a class: about the last 1 / (1 −
+/// decay) = 50 observations matter.
+pub const DEFAULT_DECAY: f64 = 0.98;
+
+/// Acceptance statistics by run length (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Budget {
-    /// The longest draft allowed now (the copying-regime cap).
-    pub len: usize,
-    /// Estimated probability that a drafted token is accepted, given the
-    /// drafted tokens before it were.
-    pub rate: f64,
+pub struct CopyStats {
+    hits: [f64; RUN_CLASS_COUNT],
+    seen: [f64; RUN_CLASS_COUNT],
+    prior: [f64; RUN_CLASS_COUNT],
+    prior_weight: f64,
+    decay: f64,
 }
 
-/// What happened at one step that had a draft candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// `drafted` tokens were verified and the first `accepted` passed.
-    Verified {
-        /// Tokens proposed.
-        drafted: usize,
-        /// Tokens accepted (a prefix).
-        accepted: usize,
-    },
-    /// Nothing was drafted; `hit` tells whether the candidate's first token
-    /// equals the token the plain pass emitted.
-    Shadow {
-        /// The candidate would have been accepted.
-        hit: bool,
-    },
+impl Default for CopyStats {
+    fn default() -> Self {
+        Self::new(DEFAULT_PRIOR_RATES, DEFAULT_PRIOR_WEIGHT, DEFAULT_DECAY)
+    }
+}
+
+impl CopyStats {
+    /// Statistics that start from `prior` rates (per [`RUN_CLASSES`] entry,
+    /// clamped to [0, 1]) worth `prior_weight` observations, whose counts
+    /// decay by `decay` (clamped to [0, 1]) per observation of their class.
+    pub fn new(prior: [f64; RUN_CLASS_COUNT], prior_weight: f64, decay: f64) -> Self {
+        Self {
+            hits: [0.0; RUN_CLASS_COUNT],
+            seen: [0.0; RUN_CLASS_COUNT],
+            prior: prior.map(|p| p.clamp(0.0, 1.0)),
+            prior_weight: prior_weight.max(0.0),
+            decay: decay.clamp(0.0, 1.0),
+        }
+    }
+
+    /// The class of a run length: index into [`RUN_CLASSES`].
+    pub fn class(run: usize) -> usize {
+        RUN_CLASSES.iter().rposition(|&lo| run >= lo).unwrap_or(0)
+    }
+
+    /// Records whether a token predicted with `run` tokens of matched
+    /// context was right.
+    pub fn observe(&mut self, run: usize, hit: bool) {
+        let c = Self::class(run);
+        self.hits[c] = self.hits[c] * self.decay + if hit { 1.0 } else { 0.0 };
+        self.seen[c] = self.seen[c] * self.decay + 1.0;
+    }
+
+    /// The estimated probability that a token predicted with `run` tokens of
+    /// matched context is right.
+    pub fn rate(&self, run: usize) -> f64 {
+        let c = Self::class(run);
+        let w = self.prior_weight;
+        let total = self.seen[c] + w;
+        if total <= 0.0 {
+            return self.prior[c];
+        }
+        ((self.hits[c] + self.prior[c] * w) / total).clamp(0.0, 1.0)
+    }
 }
 
 /// The draft-length policy (see the module documentation).
@@ -61,14 +105,8 @@ pub enum Outcome {
 pub struct BudgetPolicy {
     /// The longest draft.
     pub max_len: usize,
-    /// The cap at the start of a generation.
-    pub initial_len: usize,
-    /// The acceptance estimate at the start of a generation.
-    pub initial_rate: f64,
-    /// Weight of each new observation in the acceptance estimate (0, 1].
-    pub learning_rate: f64,
     /// Cost of one drafted token in a target pass, in single-token passes:
-    /// ≈ 0.65 on a compute-bound target, ≈ 0.05–0.2 on a memory-bound one.
+    /// ≈ 0.7 on a compute-bound target, ≈ 0.05–0.2 on a memory-bound one.
     /// Used where `pass_costs` has no measurement.
     pub draft_cost: f64,
     /// Measured cost of a target pass over k + 1 tokens relative to a
@@ -78,27 +116,17 @@ pub struct BudgetPolicy {
     pub pass_costs: [f64; MAX_MEASURED_PASS],
 }
 
-/// How many pass sizes [`BudgetPolicy::pass_costs`] can hold.
-pub const MAX_MEASURED_PASS: usize = 16;
-
 impl BudgetPolicy {
-    /// The state a generation starts in.
-    pub fn initial(&self) -> Budget {
-        Budget {
-            len: self.initial_len.min(self.max_len),
-            rate: self.initial_rate.clamp(0.0, 1.0),
-        }
-    }
-
-    /// The draft length for state `b`: argmax over k in 0..=`b.len` of
-    /// E(k) / (1 + `draft_cost`·k); ties go to the shorter draft.
-    pub fn draft_len(&self, b: &Budget) -> usize {
-        let alpha = b.rate.clamp(0.0, 1.0);
+    /// The draft length, at most `available` (the candidate's length) and
+    /// `max_len`: argmax over k of E(k) / cost(k), where `rate(i)` is the
+    /// probability that drafted token i (0-based) is right given the ones
+    /// before it were; ties go to the shorter draft.
+    pub fn draft_len(&self, available: usize, rate: impl Fn(usize) -> f64) -> usize {
         let (mut best_k, mut best) = (0, 1.0);
-        let (mut expected, mut term) = (1.0, 1.0);
-        for k in 1..=b.len.min(self.max_len) {
-            term *= alpha;
-            expected += term;
+        let (mut expected, mut reach) = (1.0, 1.0);
+        for k in 1..=available.min(self.max_len) {
+            reach *= rate(k - 1).clamp(0.0, 1.0);
+            expected += reach;
             let value = expected / self.cost(k);
             // A margin keeps rounding from picking a longer, equal draft.
             if value > best * (1.0 + 1e-9) {
@@ -117,80 +145,25 @@ impl BudgetPolicy {
             _ => 1.0 + self.draft_cost * k as f64,
         }
     }
-
-    fn observe(&self, rate: f64, accepted: bool) -> f64 {
-        let x = if accepted { 1.0 } else { 0.0 };
-        (rate + self.learning_rate * (x - rate)).clamp(0.0, 1.0)
-    }
-
-    /// The state after `outcome`:
-    /// - verified: the estimate sees one success per accepted token and one
-    ///   failure at the first rejected one (tokens after it were never
-    ///   decided); the cap grows by the accepted count when all were
-    ///   accepted (up to `max_len`), becomes accepted + 1 on a partial
-    ///   acceptance, and halves (not below 1) when none was;
-    /// - shadow: the estimate sees one observation; the cap is unchanged;
-    /// - an empty verification changes nothing.
-    pub fn next(&self, b: Budget, outcome: Outcome) -> Budget {
-        match outcome {
-            Outcome::Verified { drafted: 0, .. } => b,
-            Outcome::Verified { drafted, accepted } => {
-                let accepted = accepted.min(drafted);
-                let mut rate = b.rate;
-                for _ in 0..accepted {
-                    rate = self.observe(rate, true);
-                }
-                if accepted < drafted {
-                    rate = self.observe(rate, false);
-                }
-                let len = if accepted == drafted {
-                    b.len.max(drafted).saturating_add(accepted)
-                } else if accepted > 0 {
-                    accepted + 1
-                } else {
-                    (b.len.min(drafted) / 2).max(1)
-                };
-                Budget {
-                    len: len.min(self.max_len),
-                    rate,
-                }
-            }
-            Outcome::Shadow { hit } => Budget {
-                len: b.len,
-                rate: self.observe(b.rate, hit),
-            },
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const P: BudgetPolicy = BudgetPolicy {
+    const LINEAR: BudgetPolicy = BudgetPolicy {
         max_len: 8,
-        initial_len: 1,
-        initial_rate: 0.8,
-        learning_rate: 0.25,
         draft_cost: 0.65,
         pass_costs: [0.0; MAX_MEASURED_PASS],
     };
 
-    fn b(len: usize, rate: f64) -> Budget {
-        Budget { len, rate }
-    }
-
-    fn verified(drafted: usize, accepted: usize) -> Outcome {
-        Outcome::Verified { drafted, accepted }
-    }
-
-    /// Brute force: the expected tokens per cost of every k ≤ cap.
-    fn best_by_enumeration(p: &BudgetPolicy, len: usize, alpha: f64) -> usize {
+    /// Brute force: the expected tokens per cost of every k.
+    fn best_by_enumeration(p: &BudgetPolicy, available: usize, rates: &[f64]) -> usize {
         let value = |k: usize| {
-            let e: f64 = (0..=k).map(|i| alpha.powi(i as i32)).sum();
+            let e: f64 = (0..=k).map(|j| rates[..j].iter().product::<f64>()).sum();
             e / p.cost(k)
         };
-        (0..=len.min(p.max_len)).fold(0, |best, k| {
+        (0..=available.min(p.max_len)).fold(0, |best, k| {
             if value(k) > value(best) * (1.0 + 1e-9) {
                 k
             } else {
@@ -200,161 +173,137 @@ mod tests {
     }
 
     #[test]
-    fn starts_at_the_initial_state_capped() {
-        assert_eq!(P.initial(), b(1, 0.8));
-        let p = BudgetPolicy {
-            initial_len: 20,
-            initial_rate: 3.0,
-            ..P
-        };
-        assert_eq!(p.initial(), b(8, 1.0));
-    }
-
-    #[test]
     fn drafting_pays_only_above_the_draft_cost() {
         // One drafted token: E = 1 + α against cost 1 + c: pays iff α > c.
-        assert_eq!(P.draft_len(&b(1, 0.6)), 0);
-        assert_eq!(P.draft_len(&b(1, 0.7)), 1);
+        assert_eq!(LINEAR.draft_len(1, |_| 0.6), 0);
+        assert_eq!(LINEAR.draft_len(1, |_| 0.7), 1);
         let cheap = BudgetPolicy {
             draft_cost: 0.1,
-            ..P
+            ..LINEAR
         };
-        assert_eq!(cheap.draft_len(&b(1, 0.2)), 1);
-        assert_eq!(cheap.draft_len(&b(1, 0.05)), 0);
-        // A zero cap never drafts.
-        assert_eq!(cheap.draft_len(&b(0, 1.0)), 0);
+        assert_eq!(cheap.draft_len(1, |_| 0.2), 1);
+        assert_eq!(cheap.draft_len(1, |_| 0.05), 0);
+        // Nothing available, nothing drafted.
+        assert_eq!(cheap.draft_len(0, |_| 1.0), 0);
     }
 
     #[test]
     fn draft_length_maximizes_tokens_per_cost() {
+        let mut table = [0.0; MAX_MEASURED_PASS];
+        // Q4_K_M on 2 cores: passes of 8+ tokens cost a jump more.
+        table[..10].copy_from_slice(&[1.0, 1.74, 2.38, 2.96, 3.65, 4.26, 4.92, 7.76, 8.43, 8.65]);
+        let measured = BudgetPolicy {
+            max_len: 12,
+            pass_costs: table,
+            ..LINEAR
+        };
         for p in [
-            P,
+            LINEAR,
             BudgetPolicy {
                 draft_cost: 0.1,
-                ..P
+                ..LINEAR
             },
             BudgetPolicy {
                 draft_cost: 0.0,
-                ..P
+                ..LINEAR
             },
+            measured,
         ] {
-            for len in 0..=10 {
+            for available in 0..=12 {
                 for i in 0..=20 {
-                    let alpha = i as f64 / 20.0;
+                    let base = i as f64 / 20.0;
+                    // Rates that rise along the draft, as a copy's do.
+                    let rates: Vec<f64> =
+                        (0..16).map(|j| (base + 0.02 * j as f64).min(1.0)).collect();
                     assert_eq!(
-                        p.draft_len(&b(len, alpha)),
-                        best_by_enumeration(&p, len, alpha),
-                        "cost {} len {len} alpha {alpha}",
+                        p.draft_len(available, |j| rates[j]),
+                        best_by_enumeration(&p, available, &rates),
+                        "cost {} available {available} base {base}",
                         p.draft_cost
                     );
                 }
             }
         }
-        // Sure drafts are taken up to the cap; on a compute-bound target a
-        // 90 % rate is worth only a few tokens.
-        assert_eq!(P.draft_len(&b(8, 1.0)), 8);
-        assert_eq!(P.draft_len(&b(20, 1.0)), 8);
-        let k = P.draft_len(&b(8, 0.9));
+        // Sure drafts are taken up to the cap.
+        assert_eq!(LINEAR.draft_len(20, |_| 1.0), 8);
+        // Measured costs: a sure copy stops short of the 8-token jump when
+        // the cap does not allow the longer passes that amortize it.
+        let capped = BudgetPolicy {
+            max_len: 8,
+            ..measured
+        };
+        assert_eq!(capped.draft_len(20, |_| 1.0), 6);
+        // On a compute-bound target a 90 % rate is worth only a few tokens.
+        let k = LINEAR.draft_len(20, |_| 0.9);
         assert!((2..=4).contains(&k), "{k}");
     }
 
     #[test]
-    fn full_acceptance_grows_the_cap_by_the_accepted_count() {
-        assert_eq!(P.next(b(1, 1.0), verified(1, 1)).len, 2);
-        assert_eq!(P.next(b(2, 1.0), verified(2, 2)).len, 4);
-        assert_eq!(P.next(b(4, 1.0), verified(4, 4)).len, 8);
-        assert_eq!(P.next(b(8, 1.0), verified(8, 8)).len, 8);
-        // A draft cut short (context, token limit, estimate) grows from the cap.
-        assert_eq!(P.next(b(4, 1.0), verified(1, 1)).len, 5);
+    fn run_classes_cover_every_length() {
+        assert_eq!(CopyStats::class(0), 0);
+        assert_eq!(CopyStats::class(1), 1);
+        assert_eq!(CopyStats::class(3), 1);
+        assert_eq!(CopyStats::class(4), 2);
+        assert_eq!(CopyStats::class(7), 2);
+        assert_eq!(CopyStats::class(8), 3);
+        assert_eq!(CopyStats::class(16), 4);
+        assert_eq!(CopyStats::class(31), 4);
+        assert_eq!(CopyStats::class(32), 5);
+        assert_eq!(CopyStats::class(usize::MAX), RUN_CLASS_COUNT - 1);
+        // Classes are in increasing order, starting at 0.
+        assert_eq!(RUN_CLASSES[0], 0);
+        assert!(RUN_CLASSES.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
-    fn partial_acceptance_keeps_what_worked_plus_one() {
-        assert_eq!(P.next(b(8, 0.5), verified(8, 3)).len, 4);
-        assert_eq!(P.next(b(8, 0.5), verified(8, 7)).len, 8);
-        assert_eq!(P.next(b(2, 0.5), verified(2, 1)).len, 2);
-    }
-
-    #[test]
-    fn misses_halve_the_cap_but_not_below_one() {
-        assert_eq!(P.next(b(8, 0.5), verified(8, 0)).len, 4);
-        assert_eq!(P.next(b(2, 0.5), verified(2, 0)).len, 1);
-        assert_eq!(P.next(b(1, 0.5), verified(1, 0)).len, 1);
-        assert_eq!(P.next(b(8, 0.5), verified(2, 0)).len, 1);
-    }
-
-    #[test]
-    fn the_estimate_sees_accepts_and_the_first_rejection_only() {
-        let r = P.next(b(4, 0.5), verified(4, 2)).rate;
-        // Two successes then one failure.
-        let want = ((0.5 + 0.25 * 0.5) * 0.75 + 0.25) * 0.75;
-        assert!((r - want).abs() < 1e-12, "{r} vs {want}");
-        let r = P.next(b(4, 0.5), verified(3, 3)).rate;
-        let want = 1.0 - 0.5 * 0.75f64.powi(3);
-        assert!((r - want).abs() < 1e-12);
-    }
-
-    #[test]
-    fn misses_turn_drafting_off_and_shadow_hits_turn_it_back_on() {
-        let mut s = P.initial();
-        assert_eq!(P.draft_len(&s), 1);
-        s = P.next(s, verified(1, 0));
-        s = P.next(s, verified(1, 0));
-        assert_eq!(P.draft_len(&s), 0, "{s:?}");
-        // Shadow misses keep it off, hits bring it back.
-        s = P.next(s, Outcome::Shadow { hit: false });
-        assert_eq!(P.draft_len(&s), 0);
-        let mut hits = 0;
-        while P.draft_len(&s) == 0 {
-            s = P.next(s, Outcome::Shadow { hit: true });
-            hits += 1;
-            assert!(hits < 10);
+    fn rates_start_at_the_prior_and_follow_observations() {
+        let mut s = CopyStats::default();
+        for (i, &lo) in RUN_CLASSES.iter().enumerate() {
+            assert!((s.rate(lo) - DEFAULT_PRIOR_RATES[i]).abs() < 1e-12);
         }
-        assert!(hits >= 2, "one lucky shadow hit must not be enough: {hits}");
-        assert_eq!(s.len, 1);
-    }
-
-    #[test]
-    fn empty_verification_changes_nothing() {
-        assert_eq!(P.next(b(3, 0.4), verified(0, 0)), b(3, 0.4));
-    }
-
-    #[test]
-    fn measured_pass_costs_replace_the_linear_model() {
-        // Q4_K_M-like measurements on 2 cores: 1.8 for 2 tokens, 3.85 for 5.
-        let mut costs = [0.0; MAX_MEASURED_PASS];
-        costs[..6].copy_from_slice(&[1.0, 1.8, 2.49, 3.19, 3.85, 4.54]);
-        let p = BudgetPolicy {
-            draft_cost: 0.8,
-            pass_costs: costs,
-            ..P
-        };
-        assert_eq!(p.cost(4), 3.85);
-        assert_eq!(p.cost(7), 1.0 + 0.8 * 7.0);
-        // At α = 0.95 four drafts pay (E = 4.52 > 3.85) although the linear
-        // model (cost 4.2) would rank them lower than with the table.
-        let k = p.draft_len(&b(8, 0.95));
-        assert!(k >= 4, "{k}");
-        for len in 0..=10 {
-            for i in 0..=20 {
-                let alpha = i as f64 / 20.0;
-                assert_eq!(
-                    p.draft_len(&b(len, alpha)),
-                    best_by_enumeration(&p, len, alpha)
-                );
-            }
+        for _ in 0..200 {
+            s.observe(2, false);
         }
+        assert!(s.rate(1) < 0.05, "{}", s.rate(1));
+        // Other classes are untouched.
+        assert!((s.rate(8) - DEFAULT_PRIOR_RATES[3]).abs() < 1e-12);
+        for _ in 0..200 {
+            s.observe(3, true);
+        }
+        assert!(
+            s.rate(2) > 0.95,
+            "decay forgets the old misses: {}",
+            s.rate(2)
+        );
+    }
+
+    #[test]
+    fn one_miss_in_a_long_copy_keeps_the_rate_high() {
+        let mut s = CopyStats::default();
+        for _ in 0..30 {
+            s.observe(20, true);
+        }
+        s.observe(20, false);
+        assert!(s.rate(20) > 0.9, "{}", s.rate(20));
+    }
+
+    #[test]
+    fn no_prior_weight_and_no_data_uses_the_prior() {
+        let s = CopyStats::new([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.0, 0.5);
+        assert!((s.rate(5) - 0.3).abs() < 1e-12);
+        let mut s = CopyStats::new([2.0, -1.0, 0.3, 0.4, 0.5, 0.6], 0.0, 7.0);
+        assert_eq!(s.rate(0), 1.0);
+        assert_eq!(s.rate(1), 0.0);
+        s.observe(0, false);
+        assert_eq!(s.rate(0), 0.0);
     }
 
     #[test]
     fn zero_max_len_never_drafts() {
         let never = BudgetPolicy {
             max_len: 0,
-            initial_len: 3,
-            ..P
+            ..LINEAR
         };
-        assert_eq!(never.initial().len, 0);
-        assert_eq!(never.draft_len(&b(5, 1.0)), 0);
-        assert_eq!(never.next(b(0, 1.0), verified(2, 2)).len, 0);
+        assert_eq!(never.draft_len(5, |_| 1.0), 0);
     }
 }

@@ -239,20 +239,11 @@ impl NgramIndex {
     }
 
     /// Writes into `out` (cleared first) up to `max_len` tokens copied from
-    /// `m.source` onwards. The copy may run past the end of `history` into the
-    /// tokens it has just written (as an LZ77 copy does), so a periodic text is
-    /// continued periodically.
+    /// `m.source` onwards ([`crate::copy_cursor::copy_from`]: the copy may run
+    /// past the end of `history` into the tokens it has just written, so a
+    /// periodic text is continued periodically).
     pub fn draft(history: &[TokenId], m: &NgramMatch, max_len: usize, out: &mut Vec<TokenId>) {
-        out.clear();
-        let len = history.len();
-        if m.source >= len {
-            return;
-        }
-        for k in 0..max_len {
-            let at = m.source + k;
-            let t = if at < len { history[at] } else { out[at - len] };
-            out.push(t);
-        }
+        crate::copy_cursor::copy_from(history, m.source, max_len, out);
     }
 }
 

@@ -182,7 +182,7 @@ fn prompt_lookup_matches_baseline() {
             ngram_min: 2,
             ngram_max: 4,
             draft_max: 4,
-            initial_draft: 4,
+            draft_cost: 0.0,
             evidence: Evidence::none(),
             ..Default::default()
         },
@@ -191,8 +191,8 @@ fn prompt_lookup_matches_baseline() {
             ngram_max: 8,
             draft_max: 16,
             draft_cost: 0.05,
-            initial_rate: 0.2,
-            learning_rate: 0.5,
+            prior_rates: [0.2; augur_lookahead::RUN_CLASS_COUNT],
+            decay: 0.5,
             ..Default::default()
         },
     ];

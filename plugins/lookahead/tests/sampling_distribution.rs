@@ -43,14 +43,15 @@ fn filtered_sampling() -> SamplingParams {
     }
 }
 
-/// Aggressive drafting so that multi-token drafts are verified: 3 tokens from
-/// the first step, no evidence needed.
+/// Aggressive drafting so that multi-token drafts are verified: drafted
+/// tokens cost nothing, so every step drafts 3 tokens when it has a match; no
+/// evidence needed.
 fn aggressive() -> PromptLookupConfig {
     PromptLookupConfig {
         ngram_min: 1,
         ngram_max: 3,
         draft_max: 3,
-        initial_draft: 3,
+        draft_cost: 0.0,
         evidence: Evidence::none(),
         ..Default::default()
     }
