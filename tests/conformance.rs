@@ -141,7 +141,8 @@ fn speculative_pipelined_matches_baseline() {
 #[test]
 fn prompt_lookup_matches_baseline() {
     let target = model(TARGET);
-    for (min, max, draft_max) in [(1, 4, 8), (2, 3, 3)] {
+    // The defaults (drafts up to 15, passes of 16) and short drafts.
+    for (min, max, draft_max) in [(1, 4, augur::lookahead::DEFAULT_DRAFT_MAX), (2, 3, 3)] {
         let mut config = StrategyConfig::new(StrategyKind::PromptLookup);
         config.prompt_lookup.ngram_min = min;
         config.prompt_lookup.ngram_max = max;
