@@ -329,6 +329,91 @@ impl Model for InMemoryModel {
     }
 }
 
+/// A model that knows one text: at every position it predicts the text's
+/// next token (logit 10, every other token 0), whatever came before. Greedy
+/// decoding from a prefix of the text writes the rest of it, so a strategy can
+/// be run against a recorded output (prompt + completion) and its passes
+/// counted: which drafts a policy makes on real text, without the real model.
+#[derive(Debug, Clone)]
+pub struct ScriptedModel {
+    text: Vec<TokenId>,
+    n_vocab: usize,
+    eog: Option<TokenId>,
+    /// Every `eval` call so far: its size, and how many of its tokens after
+    /// the first continue the text (a draft's right prefix).
+    pub passes: Vec<(usize, usize)>,
+}
+
+impl ScriptedModel {
+    /// A model of `text` over `n_vocab` tokens; `eog` ends generation.
+    /// Positions past the text predict `eog`, or token 0 without one.
+    pub fn new(text: Vec<TokenId>, n_vocab: usize, eog: Option<TokenId>) -> Self {
+        Self {
+            text,
+            n_vocab,
+            eog,
+            passes: Vec::new(),
+        }
+    }
+
+    /// The text.
+    pub fn text(&self) -> &[TokenId] {
+        &self.text
+    }
+}
+
+impl Model for ScriptedModel {
+    fn n_vocab(&self) -> usize {
+        self.n_vocab
+    }
+
+    fn n_ctx(&self) -> usize {
+        self.text.len() + 64
+    }
+
+    fn is_eog(&self, token: TokenId) -> bool {
+        self.eog == Some(token)
+    }
+
+    fn eval(&mut self, batch: &Batch, out: &mut LogitRows) -> Result<(), ModelError> {
+        out.clear();
+        if batch.is_empty() {
+            return Err(ModelError::InvalidBatch("empty batch".into()));
+        }
+        let right = (1..batch.len())
+            .take_while(|&i| self.text.get(batch.position(i)) == Some(&batch.token(i)))
+            .count();
+        self.passes.push((batch.len(), right));
+        let mut row = vec![0.0f32; self.n_vocab];
+        for i in 0..batch.len() {
+            if batch.token(i) as usize >= self.n_vocab {
+                return Err(ModelError::InvalidBatch(format!(
+                    "token {} out of range",
+                    batch.token(i)
+                )));
+            }
+            if batch.wants_logits(i) {
+                let next = self
+                    .text
+                    .get(batch.position(i) + 1)
+                    .copied()
+                    .or(self.eog)
+                    .unwrap_or(0);
+                row.fill(0.0);
+                if let Some(slot) = row.get_mut(next as usize) {
+                    *slot = 10.0;
+                }
+                out.push_row(&row);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_from(&mut self, _seq: SeqId, _from: usize) -> Result<(), ModelError> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +429,29 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert!((out.row(0)[1] as f64 - 0.75f64.ln()).abs() < 1e-6);
         assert!((out.row(1)[0] as f64 - 0.5f64.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_scripted_model_writes_its_text_and_counts_right_drafts() {
+        let mut m = ScriptedModel::new(vec![3, 1, 4, 1, 5], 6, Some(0));
+        let mut b = Batch::new();
+        let mut out = LogitRows::new(6);
+        // The prompt, then a pass with a draft right for one token of two.
+        b.add_run(&[3, 1], 0, RunLogits::Last);
+        m.eval(&b, &mut out).unwrap();
+        assert_eq!(crate::sampling::argmax(out.row(0)), 4);
+        b.clear();
+        b.add_run(&[4, 1, 2], 2, RunLogits::All);
+        m.eval(&b, &mut out).unwrap();
+        assert_eq!(m.passes, vec![(2, 1), (3, 1)]);
+        let picks: Vec<TokenId> = (0..3)
+            .map(|i| crate::sampling::argmax(out.row(i)))
+            .collect();
+        // After the text: the end token.
+        assert_eq!(picks, vec![1, 5, 0]);
+        b.clear();
+        b.add_run(&[9], 5, RunLogits::All);
+        assert!(m.eval(&b, &mut out).is_err());
     }
 
     #[test]

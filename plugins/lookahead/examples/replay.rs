@@ -26,71 +26,11 @@
 
 use std::collections::HashMap;
 
+use augur_core::testing::ScriptedModel;
 use augur_core::{
-    generate, Batch, CoreError, GenerateParams, LogitRows, Model, ModelError, Proposal,
-    SamplingParams, SeqId, StepContext, Strategy, TokenId,
+    generate, CoreError, GenerateParams, Proposal, SamplingParams, StepContext, Strategy, TokenId,
 };
 use augur_lookahead::{PromptLookup, PromptLookupConfig, MAX_MEASURED_PASS};
-
-/// A model that knows one text: at every position it predicts the recorded
-/// next token (one-hot logits over a compacted vocabulary).
-struct Replay {
-    /// The whole recorded text (prompt, output, and the end token if the run
-    /// stopped at one), in compact ids.
-    text: Vec<TokenId>,
-    n_vocab: usize,
-    eog: Option<TokenId>,
-    /// Sizes of every pass after the prompt's.
-    passes: Vec<usize>,
-    /// Per pass after the prompt's: how many of its drafted tokens (all but
-    /// the first) were right.
-    right: Vec<usize>,
-    prefilled: bool,
-}
-
-impl Model for Replay {
-    fn n_vocab(&self) -> usize {
-        self.n_vocab
-    }
-    fn n_ctx(&self) -> usize {
-        self.text.len() + 64
-    }
-    fn is_eog(&self, token: TokenId) -> bool {
-        self.eog == Some(token)
-    }
-    fn eval(&mut self, batch: &Batch, out: &mut LogitRows) -> Result<(), ModelError> {
-        out.clear();
-        if self.prefilled {
-            self.passes.push(batch.len());
-            let right = (1..batch.len())
-                .take_while(|&i| self.text.get(batch.position(i)) == Some(&batch.token(i)))
-                .count();
-            self.right.push(right);
-            if right + 1 < batch.len() && std::env::var("REPLAY_MISSES").is_ok() {
-                let at = batch.position(right + 1);
-                eprintln!(
-                    "miss at {at}: drafted {} want {}",
-                    batch.token(right + 1),
-                    self.text[at]
-                );
-            }
-        }
-        self.prefilled = true;
-        let mut row = vec![0.0f32; self.n_vocab];
-        for i in 0..batch.len() {
-            if batch.wants_logits(i) {
-                row.fill(0.0);
-                let next = self.text.get(batch.position(i) + 1).copied().unwrap_or(0);
-                row[next as usize] = 10.0;
-                out.push_row(&row);
-            }
-        }
-        Ok(())
-    }
-    fn remove_from(&mut self, _seq: SeqId, _from: usize) -> Result<(), ModelError> {
-        Ok(())
-    }
-}
 
 /// An upper bound for the draft-length policy: prompt lookup's own
 /// candidates, cut to the longest draft that pays among those that would be
@@ -223,15 +163,8 @@ fn replay(trace: &Trace, config: &PromptLookupConfig, costs: &[f64]) -> (usize, 
     if let Some(e) = eog {
         text.push(e);
     }
-    let mut model = Replay {
-        text,
-        n_vocab: map.len().max(1),
-        eog,
-        passes: Vec::new(),
-        right: Vec::new(),
-        prefilled: false,
-    };
-    let prompt = model.text[..trace.prompt.len()].to_vec();
+    let mut model = ScriptedModel::new(text, map.len().max(1), eog);
+    let prompt = model.text()[..trace.prompt.len()].to_vec();
     let inner = match PromptLookup::new(config.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -244,7 +177,7 @@ fn replay(trace: &Trace, config: &PromptLookupConfig, costs: &[f64]) -> (usize, 
     let strategy: &mut dyn Strategy = if std::env::var("REPLAY_ORACLE").is_ok() {
         oracle = Oracle {
             inner,
-            text: model.text.clone(),
+            text: model.text().to_vec(),
             costs: costs.to_vec(),
             draft: Vec::new(),
         };
@@ -264,20 +197,20 @@ fn replay(trace: &Trace, config: &PromptLookupConfig, costs: &[f64]) -> (usize, 
             std::process::exit(1);
         }
     };
-    let want = &model.text[trace.prompt.len()..trace.prompt.len() + trace.output.len()];
+    let want = &model.text()[trace.prompt.len()..trace.prompt.len() + trace.output.len()];
     assert_eq!(
         g.tokens, want,
         "{}: the replay must reproduce the run",
         trace.id
     );
-    let total: f64 = model.passes.iter().map(|&k| cost(costs, k)).sum();
+    // The first pass is the prompt's.
+    let passes = &model.passes[1..];
+    let total: f64 = passes.iter().map(|&(k, _)| cost(costs, k)).sum();
     if std::env::var("REPLAY_TRACE").is_ok_and(|v| trace.id.contains(&v)) {
         // Each pass as drafted/right, plain passes as "."
-        let steps: Vec<String> = model
-            .passes
+        let steps: Vec<String> = passes
             .iter()
-            .zip(&model.right)
-            .map(|(&k, &r)| {
+            .map(|&(k, r)| {
                 if k == 1 {
                     ".".into()
                 } else {
@@ -287,7 +220,7 @@ fn replay(trace: &Trace, config: &PromptLookupConfig, costs: &[f64]) -> (usize, 
             .collect();
         eprintln!("{}: {}", trace.id, steps.join(" "));
     }
-    (g.tokens.len(), model.passes.len(), total)
+    (g.tokens.len(), passes.len(), total)
 }
 
 fn main() {

@@ -171,11 +171,14 @@ impl PromptLookupConfig {
 
 /// Prompt-lookup drafting (strategy name `prompt-lookup`).
 ///
-/// Each step indexes the tokens appended since the last step, looks for the
-/// longest recent n-gram that occurred earlier with a dominant continuation
-/// ([`NgramIndex`]), and proposes that continuation as a deterministic draft
-/// (one-hot q) to the shared verifier, which makes the output exact in greedy
-/// and in sampling mode. [`BudgetPolicy`] sets the draft length.
+/// Each step follows the tokens appended since the last step: the copy the
+/// output is making of earlier text ([`CopyCursor`]: its position, the edits
+/// it has learned, how reliable it has been) and an index of the longest
+/// recent n-gram that occurred earlier with a dominant continuation
+/// ([`NgramIndex`]), which finds new copies. The continuation is proposed as
+/// a deterministic draft (one-hot q, a function of the text so far) to the
+/// shared verifier, which makes the output exact in greedy and in sampling
+/// mode. [`BudgetPolicy`] sets the draft length.
 #[derive(Debug, Clone)]
 pub struct PromptLookup {
     config: PromptLookupConfig,
@@ -309,7 +312,7 @@ impl Strategy for PromptLookup {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use augur_core::testing::InMemoryModel;
+    use augur_core::testing::{InMemoryModel, ScriptedModel};
     use augur_core::{generate, GenerateParams, SamplingParams};
 
     #[test]
@@ -421,6 +424,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(capped.exactness(), Exactness::KernelLevel);
+    }
+
+    /// The model returns its prompt (a "file") with token 7 renamed to 99
+    /// everywhere: after the first rename, the later ones are drafted right.
+    #[test]
+    fn a_repeated_rename_is_learned_and_drafted() {
+        let file: Vec<TokenId> = (0..60)
+            .map(|i| if i % 6 == 3 { 7 } else { 10 + i })
+            .collect();
+        let renamed: Vec<TokenId> = file.iter().map(|&t| if t == 7 { 99 } else { t }).collect();
+        let mut text = file.clone();
+        text.push(5);
+        let prompt = text.clone();
+        text.extend(&renamed);
+        let mut m = ScriptedModel::new(text, 100, None);
+        let mut s = PromptLookup::new(PromptLookupConfig {
+            draft_cost: 0.05,
+            ..Default::default()
+        })
+        .unwrap();
+        let params = GenerateParams {
+            max_tokens: renamed.len(),
+            sampling: SamplingParams::greedy(),
+        };
+        let g = generate(&mut m, &mut s, &prompt, &params, &mut |_| true).unwrap();
+        assert_eq!(g.tokens, renamed);
+        assert_eq!(s.cursor().replacement(7), Some(&[99][..]));
+        // Passes whose draft a wrong token cut short: the first rename only
+        // (10 renames in the output, drafted through from the fourth token).
+        let cut = m.passes[1..]
+            .iter()
+            .filter(|&&(size, right)| right + 1 < size)
+            .count();
+        assert!(cut <= 1, "{:?}", m.passes);
+        assert!(g.stats.target_passes < 20, "{:?}", g.stats);
     }
 
     #[test]
