@@ -44,9 +44,8 @@ pub struct SpeculativeConfig {
     /// measured during the run and the draft lengths follow the timings (so
     /// with sampling two runs with one seed may differ). Acceptance estimates
     /// are learned from the run either way: they depend only on the run's own
-    /// verdicts. They carry over between generations of one strategy object,
-    /// so "same seed, same text" holds per fresh strategy (or in
-    /// [`DraftLength::Fixed`] mode).
+    /// verdicts, and start afresh with every generation, so "same seed, same
+    /// text" holds for every generation of a strategy object.
     pub initial_costs: Option<Costs>,
     /// Bit-exact mode: verification passes never exceed `max_exact_pass`.
     pub exact: bool,

@@ -859,6 +859,7 @@ impl<D: Model + Send + 'static> Strategy for PipelinedSpeculative<D> {
         // A thread left over from a generation that did not finish.
         self.stop_worker();
         self.config.validate()?;
+        self.tuner.new_generation();
         let Some(mut model) = self.draft.take() else {
             return Err(internal(
                 "the draft model was lost when its thread panicked".into(),

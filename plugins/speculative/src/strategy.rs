@@ -19,8 +19,9 @@ const MAX_TIMED_CATCH_UP: usize = 2;
 /// pass through the shared exact verifier ([`StepContext::verify_proposal`]),
 /// and tells the drafter the verdict.
 ///
-/// The costs and acceptance estimates carry over from one generation to the
-/// next (same machine, same models).
+/// Measured costs carry over from one generation to the next (same machine,
+/// same models); acceptance estimates start afresh with every generation, so
+/// a generation's text depends only on its own seed and prompt.
 #[derive(Debug)]
 pub struct DraftVerify<Dr: Drafter> {
     name: &'static str,
@@ -98,6 +99,7 @@ impl<Dr: Drafter> Strategy for DraftVerify<Dr> {
         self.config.validate()?;
         let n_vocab = ctx.target.n_vocab();
         self.drafter.start(ctx.tokens, n_vocab)?;
+        self.tuner.new_generation();
         self.steps_since_draft = 0;
         self.largest_pass = 0;
         self.all_passes_exact = true;

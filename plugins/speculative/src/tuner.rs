@@ -81,6 +81,17 @@ impl Tuner {
         }
     }
 
+    /// Forgets what the last generation taught about acceptance (estimates,
+    /// backoff), keeping the costs: each generation then starts from the
+    /// same state, so with calibrated costs the same seed and prompt give the
+    /// same text in every generation of a process, not only in its first.
+    pub fn new_generation(&mut self) {
+        self.counts.clear();
+        self.plain_streak = 0;
+        self.backoff = INITIAL_BACKOFF;
+        self.explorations = 0;
+    }
+
     /// The same tuner judging draft lengths by `model`.
     pub fn with_cost_model(mut self, model: CostModel) -> Self {
         self.model = model;
