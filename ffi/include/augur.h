@@ -226,7 +226,8 @@ typedef struct augur_session_params {
   /**
    * Speculative decoding and application drafters: 0 (default) adapts the
    * draft length to the measured acceptance (up to 8); N > 0 drafts N
-   * tokens per step. Prompt lookup: the longest draft. At most 256.
+   * tokens per step. Prompt lookup: the longest draft (0: up to 15, as
+   * acceptance and costs allow). At most 256.
    */
   int32_t draft_max;
   /**

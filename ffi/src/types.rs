@@ -43,7 +43,8 @@ pub struct augur_session_params {
     pub exact_mode: i32,
     /// Speculative decoding and application drafters: 0 (default) adapts the
     /// draft length to the measured acceptance (up to 8); N > 0 drafts N
-    /// tokens per step. Prompt lookup: the longest draft. At most 256.
+    /// tokens per step. Prompt lookup: the longest draft (0: up to 15, as
+    /// acceptance and costs allow). At most 256.
     pub draft_max: i32,
     /// Fewest drafts worth verifying at temperature 0 (shorter proposals are
     /// dropped). Default 0.

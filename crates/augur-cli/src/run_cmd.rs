@@ -46,8 +46,8 @@ pub struct DraftArgs {
     #[arg(long = "model-draft", visible_alias = "md", value_name = "DRAFT")]
     pub model_draft: Option<String>,
     /// Most tokens drafted per step. Without it the draft length adapts to the
-    /// measured acceptance and this machine's costs (up to 8, or none at all
-    /// when drafting does not pay).
+    /// measured acceptance and this machine's costs (up to 8 for speculative,
+    /// 15 for prompt lookup, or none at all when drafting does not pay).
     #[arg(long = "draft-max")]
     pub draft_max: Option<usize>,
     /// Fewest drafts worth verifying; shorter proposals are dropped (greedy).
