@@ -243,18 +243,19 @@ fn main() {
     println!("pass costs: {:?}", &costs[..costs.len().min(24)]);
     let (mut tokens, mut spent) = (0usize, 0.0f64);
     // Per workload (the id's part before '/'): tokens and modeled cost.
-    let mut workloads: Vec<(String, usize, f64)> = Vec::new();
+    let mut workloads: Vec<(String, usize, f64, Vec<f64>)> = Vec::new();
     for t in &traces {
         let (n, passes, c) = replay(t, &config, &costs);
         tokens += n;
         spent += c;
         let w = t.id.split('/').next().unwrap_or("").to_string();
-        match workloads.iter_mut().find(|(name, _, _)| *name == w) {
+        match workloads.iter_mut().find(|(name, _, _, _)| *name == w) {
             Some(entry) => {
                 entry.1 += n;
                 entry.2 += c;
+                entry.3.push(n as f64 / c);
             }
-            None => workloads.push((w, n, c)),
+            None => workloads.push((w, n, c, vec![n as f64 / c])),
         }
         println!(
             "{:32} {n:4} tokens {passes:4} passes  {:.2} tok/pass  modeled {:.2}×",
@@ -263,8 +264,18 @@ fn main() {
             n as f64 / c
         );
     }
-    for (w, n, c) in &workloads {
-        println!("{w}: modeled {:.3}×", *n as f64 / c);
+    for (w, n, c, ratios) in &mut workloads {
+        ratios.sort_by(f64::total_cmp);
+        let mid = ratios.len() / 2;
+        let median = if ratios.len() % 2 == 1 {
+            ratios[mid]
+        } else {
+            (ratios[mid - 1] + ratios[mid]) / 2.0
+        };
+        println!(
+            "{w}: modeled {:.3}× (median over prompts {median:.3}×)",
+            *n as f64 / *c
+        );
     }
     println!("all: modeled {:.3}×", tokens as f64 / spent);
 }
