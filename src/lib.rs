@@ -24,7 +24,7 @@ mod registry;
 pub use augur_lookahead as lookahead;
 /// Speculative decoding's settings and the application drafter trait.
 pub use augur_speculative as speculative;
-pub use engine::{load_model, Engine, EngineOptions};
+pub use engine::{load_model, pipeline_threads, Engine, EngineOptions};
 pub use registry::{build_strategy, DraftModel, ExactMode, StrategyConfig, StrategyKind};
 
 pub use augur_core::{

@@ -287,7 +287,9 @@ typedef struct augur_session_params {
    */
   int32_t threads;
   /**
-   * Threads for the draft model (0 = default, same as `threads`).
+   * Threads for the draft model (0 = default: as many as the target's; with
+   * the pipelined strategy one on a CPU-only machine, half the cores with
+   * GPU offload).
    */
   int32_t draft_threads;
   /**

@@ -76,7 +76,9 @@ pub struct augur_session_params {
     pub seed: u64,
     /// Threads for the target model (0 = default, every core; at most 1024).
     pub threads: i32,
-    /// Threads for the draft model (0 = default, same as `threads`).
+    /// Threads for the draft model (0 = default: as many as the target's; with
+    /// the pipelined strategy one on a CPU-only machine, half the cores with
+    /// GPU offload).
     pub draft_threads: i32,
     /// Context size in tokens (0 = default: 4096, or the model's training
     /// context if smaller). At least 8, at most the model's training context.

@@ -81,8 +81,9 @@ pub struct DraftArgs {
     pub no_exact: bool,
     /// Pipelined speculative decoding: a draft thread drafts the next proposal
     /// while the target verifies the current one (best with the target on the
-    /// GPU, -ngl 99, and the draft on the CPU, -ngld 0; on a CPU-only machine
-    /// split the cores between them with -t and -td).
+    /// GPU, -ngl 99, and the draft on the CPU, -ngld 0). Default threads: on a
+    /// CPU-only machine the draft gets one and the target the rest (all of them
+    /// on 2–3 cores); with a model on the GPU the draft gets half the cores.
     #[arg(long)]
     pub pipeline: bool,
 }

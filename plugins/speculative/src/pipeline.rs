@@ -270,6 +270,8 @@ struct Worker<D: Model> {
     /// Position of the guess after the last proposal handed out.
     guess_at: Option<usize>,
     totals: Totals,
+    /// Whether the prompt has been evaluated (with the first request).
+    prompt_evaluated: bool,
     #[cfg(test)]
     flaw: Flaw,
 }
@@ -297,6 +299,7 @@ impl<D: Model> Worker<D> {
             horizon: 0,
             guess_at: None,
             totals: Totals::default(),
+            prompt_evaluated: false,
             #[cfg(test)]
             flaw: Flaw::None,
         }
@@ -308,12 +311,9 @@ impl<D: Model> Worker<D> {
         replies: Sender<Reply>,
         shared: &Shared,
     ) -> (D, Totals) {
-        // Prompt prefill: everything through the pending token, so the first
-        // draft is one sample away. Not counted as drafting.
-        if let Err(e) = self.catch_up() {
-            *shared.error.lock() = Some(e);
-            return self.finish();
-        }
+        // The prompt is evaluated with the first draft request, not before:
+        // while the target decodes plainly (drafting does not pay, as on a
+        // compute-bound CPU) the draft model then takes no cores from it.
         loop {
             let request = if self.can_draft_ahead() {
                 match requests.try_recv() {
@@ -334,7 +334,10 @@ impl<D: Model> Worker<D> {
                     tail,
                     want,
                     horizon,
-                }) => match self.serve(keep, &tail, want, horizon) {
+                }) => match self
+                    .evaluate_prompt()
+                    .and_then(|()| self.serve(keep, &tail, want, horizon))
+                {
                     Ok(reply) => {
                         if replies.send(reply).is_err() {
                             // The target side is gone: the generation ended.
@@ -355,6 +358,17 @@ impl<D: Model> Worker<D> {
             }
         }
         self.finish()
+    }
+
+    /// Evaluates the prompt (everything through the pending token, so the
+    /// first draft is one sample away) on the first call. Not counted as
+    /// drafting.
+    fn evaluate_prompt(&mut self) -> Result<(), CoreError> {
+        if !self.prompt_evaluated {
+            self.catch_up()?;
+            self.prompt_evaluated = true;
+        }
+        Ok(())
     }
 
     /// Counts the drafts never used as wasted and hands back the model.
