@@ -278,9 +278,7 @@ pub fn measure(
                 }
             }
             if timing {
-                while !times.is_empty() && times.len() < MIN_TIMED_PASSES {
-                    times.extend(run(&mut session, prefix, k)?.1);
-                }
+                top_up(&mut times, || Ok(run(&mut session, prefix, k)?.1))?;
                 // Sizes with no full pass fall back to a linear guess.
                 pass_seconds[k - 1] = if times.is_empty() {
                     pass_seconds[0] * k as f64
@@ -295,10 +293,8 @@ pub fn measure(
             let drift = (median(&again) / pass_seconds[0] - 1.0).abs();
             if drift > 0.25 {
                 for k in 1..=max_pass {
-                    let (_, mut times) = run(&mut session, prefix, k)?;
-                    while !times.is_empty() && times.len() < MIN_TIMED_PASSES {
-                        times.extend(run(&mut session, prefix, k)?.1);
-                    }
+                    let mut times = Vec::new();
+                    top_up(&mut times, || Ok(run(&mut session, prefix, k)?.1))?;
                     if !times.is_empty() {
                         pass_seconds[k - 1] = median(&times);
                     }
@@ -319,6 +315,23 @@ pub fn measure(
         positions,
         timed_after: EXACTNESS_CONTEXTS[TIMING_CONTEXT],
     })
+}
+
+/// Adds timings from `more` (one run over the compared positions) until
+/// there are [`MIN_TIMED_PASSES`]; a run that times nothing (the size has no
+/// full pass) stops it.
+fn top_up(
+    times: &mut Vec<f64>,
+    mut more: impl FnMut() -> Result<Vec<f64>, AugurError>,
+) -> Result<(), AugurError> {
+    while times.len() < MIN_TIMED_PASSES {
+        let extra = more()?;
+        if extra.is_empty() {
+            break;
+        }
+        times.extend(extra);
+    }
+    Ok(())
 }
 
 fn median(xs: &[f64]) -> f64 {

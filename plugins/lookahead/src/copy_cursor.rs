@@ -280,13 +280,20 @@ pub fn copy_from(history: &[TokenId], source: usize, max_len: usize, out: &mut V
 mod tests {
     use super::*;
 
+    /// A cursor that has seen `history` and follows a copy of it from
+    /// `source` on, found with `matched` tokens of context.
+    fn following(history: &[TokenId], source: usize, matched: usize) -> CopyCursor {
+        let mut c = CopyCursor::new();
+        c.update(history);
+        c.follow(source, matched);
+        c
+    }
+
     /// Follows `output` appended to `source`, starting the copy at 0; returns
     /// the predicted position after each token.
     fn trace(source: &[TokenId], output: &[TokenId]) -> Vec<Option<usize>> {
         let mut h = source.to_vec();
-        let mut c = CopyCursor::new();
-        c.update(&h);
-        c.follow(0, 1);
+        let mut c = following(&h, 0, 1);
         output
             .iter()
             .map(|&t| {
@@ -309,9 +316,7 @@ mod tests {
     fn a_verbatim_copy_advances_and_counts() {
         let src = [10, 11, 12, 13];
         assert_eq!(trace(&src, &[10, 11, 12]), vec![Some(1), Some(2), Some(3)]);
-        let mut c = CopyCursor::new();
-        c.update(&src);
-        c.follow(0, 2);
+        let mut c = following(&src, 0, 2);
         c.update(&[10, 11, 12, 13, 10, 11]);
         assert_eq!(c.run(), 4);
     }
@@ -356,9 +361,7 @@ mod tests {
     fn the_source_is_only_earlier_text() {
         // Following position 2 of a 3-token history: the token appended at
         // position 3 may equal history[2] (a copy of the latest token).
-        let mut c = CopyCursor::new();
-        c.update(&[5, 6, 7]);
-        c.follow(2, 1);
+        let mut c = following(&[5, 6, 7], 2, 1);
         c.update(&[5, 6, 7, 7]);
         assert_eq!(c.position(), Some(3));
         // Now it predicts position 3 (itself just written): the next token
@@ -369,9 +372,7 @@ mod tests {
 
     #[test]
     fn a_shorter_history_starts_over() {
-        let mut c = CopyCursor::new();
-        c.update(&[1, 2, 3]);
-        c.follow(0, 1);
+        let mut c = following(&[1, 2, 3], 0, 1);
         c.update(&[1, 2]);
         assert_eq!(
             c,
@@ -385,11 +386,9 @@ mod tests {
     #[test]
     fn every_prediction_is_an_observation_at_its_run_length() {
         let mut h = vec![10, 11, 12, 13, 14, 15];
-        let mut c = CopyCursor::new();
-        c.update(&h);
-        c.follow(0, 16);
+        let mut c = following(&h, 0, 16);
         let before = *c.stats();
-        // Three right at runs 16, 17, 18, then a miss at 19: class 3 only.
+        // Three right at runs 16, 17, 18, then a miss at 19: all in one class.
         h.extend([10, 11, 12, 99]);
         c.update(&h);
         let mut want = before;
@@ -412,9 +411,7 @@ mod tests {
         // The source uses 7 three times; the output renames it to 9.
         let src = [1, 7, 2, 3, 7, 4, 5, 7, 6];
         let mut h = src.to_vec();
-        let mut c = CopyCursor::new();
-        c.update(&h);
-        c.follow(0, 1);
+        let mut c = following(&h, 0, 1);
         h.extend([1, 9, 2, 3]);
         c.update(&h);
         assert_eq!(c.replacement(7), Some(&[9][..]));
@@ -441,9 +438,7 @@ mod tests {
     fn a_replacement_in_progress_is_drafted_from_where_it_stands() {
         // 7 becomes 8 9 (two tokens).
         let mut h = vec![1, 7, 2, 3, 7, 4];
-        let mut c = CopyCursor::new();
-        c.update(&h);
-        c.follow(0, 1);
+        let mut c = following(&h, 0, 1);
         h.extend([1, 8, 9, 2, 3]);
         c.update(&h);
         assert_eq!(c.replacement(7), Some(&[8, 9][..]));
@@ -458,9 +453,7 @@ mod tests {
     fn an_insertion_is_not_remembered_as_a_replacement() {
         let p = {
             let mut h = vec![1, 2, 3, 4, 2, 5];
-            let mut c = CopyCursor::new();
-            c.update(&h);
-            c.follow(0, 1);
+            let mut c = following(&h, 0, 1);
             // 8 9 inserted before 2.
             h.extend([1, 8, 9, 2, 3]);
             c.update(&h);

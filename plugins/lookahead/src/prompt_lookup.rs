@@ -245,7 +245,14 @@ impl PromptLookup {
         if max_len == 0 {
             return;
         }
-        let found = self.index.find(history, &self.config.evidence);
+        // A copy with as much context as the longest n-gram always wins: the
+        // index need not be asked.
+        let found =
+            if self.cursor.position().is_some() && self.cursor.run() >= self.config.ngram_max {
+                None
+            } else {
+                self.index.find(history, &self.config.evidence)
+            };
         match (self.cursor.position(), found) {
             (Some(c), Some(m)) if c != m.source && self.cursor.run() < m.n => {
                 self.cursor.follow(m.source, m.n);
