@@ -105,8 +105,11 @@ fn build_id() -> String {
     } else {
         ""
     };
+    // The CMake profile llama.cpp was built with (set in .cargo/config.toml)
+    // changes the kernels' speed severalfold, so it is part of the key.
+    let profile = option_env!("LLAMA_LIB_PROFILE").unwrap_or("default profile");
     format!(
-        "augur {} llama-cpp-2 0.1.160{gpu}",
+        "augur {} llama-cpp-2 0.1.160 ({profile}){gpu}",
         env!("CARGO_PKG_VERSION")
     )
 }
