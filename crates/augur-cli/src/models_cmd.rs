@@ -22,7 +22,7 @@ pub enum ModelsCommand {
     /// Show the catalog and which models are present.
     List,
     /// Re-quantize a GGUF file through llama.cpp (e.g. to F16, where decoding is
-    /// memory-bound and batched verification nearly free).
+    /// memory-bound and batched verification cheap).
     Convert {
         /// Source GGUF file or catalog name.
         src: String,

@@ -9,7 +9,7 @@ use crate::LlamaError;
 /// Target weight types for [`quantize`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantType {
-    /// 16-bit floats: largest, memory-bound decoding, batches nearly free.
+    /// 16-bit floats: largest, memory-bound decoding, cheap batched passes.
     F16,
     /// 8-bit blocks.
     Q8_0,
