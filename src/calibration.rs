@@ -346,3 +346,17 @@ fn median(xs: &[f64]) -> f64 {
         n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama_cpp_is_built_with_the_release_profile() {
+        // .cargo/config.toml sets it: without it llama-cpp-sys-2 builds
+        // llama.cpp at -O2 whenever the Rust profile keeps debug info, and
+        // batched F16 passes run 2.3x slower.
+        assert_eq!(option_env!("LLAMA_LIB_PROFILE"), Some("Release"));
+        assert!(build_id().contains("(Release)"), "{}", build_id());
+    }
+}
