@@ -6,10 +6,12 @@ use std::sync::Arc;
 use augur_core::{GenerateParams, Generation, Strategy, TokenId};
 use augur_llama::{ContextParams, GgufModel, LlamaSession, LoadParams, Utf8Stream};
 
-use augur_speculative::{Costs, Drafter};
+use augur_core::Drafter;
 
 use crate::calibration::{self, Calibration};
-use crate::registry::{build_custom, build_strategy, DraftModel, StrategyConfig};
+use crate::registry::{
+    build_custom, build_with_notes, BuildOptions, DraftModel, ExactMode, StrategyConfig,
+};
 use crate::AugurError;
 
 /// What an [`Engine`] loads and how it runs.
@@ -31,6 +33,8 @@ pub struct EngineOptions {
     pub n_gpu_layers_draft: u32,
     /// The strategy and its parameters.
     pub strategy: StrategyConfig,
+    /// The exactness guarantee drafting strategies run under.
+    pub exact: ExactMode,
 }
 
 impl EngineOptions {
@@ -45,6 +49,7 @@ impl EngineOptions {
             n_gpu_layers: 0,
             n_gpu_layers_draft: 0,
             strategy: StrategyConfig::default(),
+            exact: ExactMode::Auto,
         }
     }
 }
@@ -64,13 +69,18 @@ pub fn load_model(path: &Path, n_gpu_layers: u32) -> Result<Arc<GgufModel>, Augu
 /// own share of the cores (the draft half, rounded down, at least one), so the
 /// two thread teams do not fight over the same cores.
 fn split_pipeline_threads(options: &mut EngineOptions) {
-    let pipelined = options.strategy.kind == crate::StrategyKind::Speculative
-        && options.strategy.speculative.pipeline;
+    let pipelined = options.strategy.speculative().is_some_and(|s| s.pipeline);
     if !pipelined || options.draft_threads != 0 {
         return;
     }
     let cores = calibration::resolve_threads(0);
     let cpu_only = options.n_gpu_layers == 0 && options.n_gpu_layers_draft == 0;
+    if cpu_only {
+        // Both models would share the CPU's cores and memory bandwidth: the
+        // cost model rules the pipeline out there (`CostModel::overlap` 0),
+        // so the sequential strategy runs and keeps the default threads.
+        return;
+    }
     let (target, draft) = pipeline_threads(cores, options.threads, cpu_only);
     options.threads = target;
     options.draft_threads = draft;
@@ -125,6 +135,8 @@ pub struct Engine {
     draft_model: Option<Arc<GgufModel>>,
     calibration: Option<Calibration>,
     options: EngineOptions,
+    /// What building the strategy decided that a user should hear about.
+    notes: Vec<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -139,11 +151,11 @@ impl Engine {
     /// Loads the models of `options` and builds its strategy. A draft model is
     /// checked against the target's vocabulary before its weights are loaded.
     pub fn new(options: EngineOptions) -> Result<Self, AugurError> {
-        let draft_path = if options.strategy.kind.needs_draft() {
+        let draft_path = if options.strategy.kind().needs_draft() {
             let path = options.draft.clone().ok_or_else(|| {
                 AugurError::Config(format!(
                     "the {} strategy needs a draft model (-md FILE)",
-                    options.strategy.kind
+                    options.strategy.kind()
                 ))
             })?;
             augur_gguf::check_draft_compatible(&options.target, &path)?;
@@ -202,6 +214,7 @@ impl Engine {
             draft_model: None,
             calibration: None,
             options,
+            notes: Vec::new(),
         })
     }
 
@@ -219,27 +232,33 @@ impl Engine {
             )));
         }
         split_pipeline_threads(&mut options);
-        let drafting = custom.is_some() || options.strategy.kind.drafts();
+        let drafting = custom.is_some() || options.strategy.kind().drafts();
         let mut calibration = None;
+        let mut build = BuildOptions {
+            costs: None,
+            exact: options.exact,
+        };
         if drafting {
             let cap = options.strategy.largest_pass().clamp(2, 16);
             let target_cal = calibration::cached_or_measure(&target_model, options.threads, cap)?;
-            options
-                .strategy
-                .apply_calibration(target_cal.max_exact_pass, &target_cal.pass_seconds)?;
-            let d_threads = draft_threads(&options);
-            let spec = &mut options.strategy.speculative;
-            if spec.initial_costs.is_none() {
-                let throughput: Vec<(usize, f64)> = (1..=target_cal.pass_seconds.len())
-                    .filter_map(|k| target_cal.throughput(k).map(|t| (k, t)))
-                    .collect();
-                let draft_seconds = match &draft_model {
-                    Some(d) => calibration::cached_or_measure(d, d_threads, 1)?.pass_seconds[0],
-                    // Model-free drafters cost (next to) nothing.
-                    None => 0.0,
-                };
-                spec.initial_costs = Some(Costs::from_throughput(&throughput, draft_seconds));
-            }
+            let draft_seconds = match &draft_model {
+                Some(d) => {
+                    calibration::cached_or_measure(d, draft_threads(&options), 1)?.pass_seconds[0]
+                }
+                // Model-free drafters cost (next to) nothing.
+                None => 0.0,
+            };
+            // Both models on the same CPU cores: drafting ahead on a thread of
+            // its own hides nothing (see `CostModel::overlap`).
+            let cpu_only = options.n_gpu_layers == 0 && options.n_gpu_layers_draft == 0;
+            let overlap = if cpu_only { 0.0 } else { 1.0 };
+            let mut costs = augur_core::CostModel::calibrated(
+                &target_cal.pass_seconds,
+                draft_seconds,
+                target_cal.max_exact_pass,
+            );
+            costs.overlap = overlap;
+            build.costs = Some(costs);
             calibration = Some(target_cal);
         }
         let target = target_model.new_session(&ContextParams {
@@ -256,9 +275,12 @@ impl Engine {
             })?)),
             None => None,
         };
-        let strategy = match custom {
-            Some((name, drafter)) => build_custom(name, drafter, &options.strategy)?,
-            None => build_strategy(&options.strategy, draft)?,
+        let (strategy, notes) = match custom {
+            Some((name, drafter)) => (
+                build_custom(name, drafter, &options.strategy, &build)?,
+                Vec::new(),
+            ),
+            None => build_with_notes(&options.strategy, &build, draft)?,
         };
         Ok(Self {
             strategy,
@@ -267,12 +289,19 @@ impl Engine {
             draft_model,
             calibration,
             options,
+            notes,
         })
     }
 
     /// The calibration drafting strategies run with (pass costs, bit-exact size).
     pub fn calibration(&self) -> Option<&Calibration> {
         self.calibration.as_ref()
+    }
+
+    /// What building the strategy decided that a user should hear about
+    /// (whether the pipeline runs, and why), one line each.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The draft model, if the strategy uses one.

@@ -20,12 +20,17 @@ pub mod calibration;
 mod engine;
 mod registry;
 
+pub use augur_core::SettingKey;
 /// Lookahead and prompt-lookup settings.
 pub use augur_lookahead as lookahead;
+pub use augur_prompt_lookup as prompt_lookup;
+pub use augur_repeat_last as repeat_last;
 /// Speculative decoding's settings and the application drafter trait.
 pub use augur_speculative as speculative;
 pub use engine::{load_model, pipeline_threads, Engine, EngineOptions};
-pub use registry::{build_strategy, DraftModel, ExactMode, StrategyConfig, StrategyKind};
+pub use registry::{
+    build_strategy, BuildOptions, DraftModel, ExactMode, StrategyConfig, StrategyKind,
+};
 
 pub use augur_core::{
     generate, Batch, CoreError, Exactness, GenerateParams, Generation, LogitRows, Model, RunStats,

@@ -3,8 +3,7 @@
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
-use augur_facade::core::{CoreError, Proposal, Rng, SparseDist};
-use augur_facade::speculative::Drafter;
+use augur_facade::core::{CoreError, DraftRequest, Drafter, Proposal, Rng, SparseDist};
 use augur_facade::{SamplingParams, TokenId};
 
 /// The label sessions with an application drafter report as their strategy.
@@ -107,7 +106,16 @@ impl CDrafter {
 }
 
 impl Drafter for CDrafter {
-    fn start(&mut self, _tokens: &[TokenId], target_n_vocab: usize) -> Result<(), CoreError> {
+    fn name(&self) -> &'static str {
+        C_DRAFTER_NAME
+    }
+
+    fn start(
+        &mut self,
+        _tokens: &[TokenId],
+        target_n_vocab: usize,
+        _sampling: &SamplingParams,
+    ) -> Result<(), CoreError> {
         self.n_vocab = target_n_vocab;
         if let Some(reset) = self.reset {
             // SAFETY: the application's callback with its own user data.
@@ -118,12 +126,11 @@ impl Drafter for CDrafter {
 
     fn propose(
         &mut self,
-        tokens: &[TokenId],
-        max: usize,
-        _sampling: &SamplingParams,
+        req: &DraftRequest<'_>,
         _rng: &mut Rng,
         out: &mut Proposal,
-    ) -> Result<u64, CoreError> {
+    ) -> Result<(), CoreError> {
+        let (tokens, max) = (req.tokens, req.max);
         self.context.clear();
         // Text token ids come from the vocabulary, whose size fits in i32.
         self.context
@@ -156,9 +163,10 @@ impl Drafter for CDrafter {
                     )))
                 }
             };
-            out.push(id, SparseDist::one_hot(id));
+            // The tuner around this drafter sets the confidence.
+            out.push(id, SparseDist::one_hot(id), 1.0);
         }
         // Model-free as far as augur can tell: no draft-model passes.
-        Ok(0)
+        Ok(())
     }
 }

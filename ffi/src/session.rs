@@ -3,11 +3,9 @@
 use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
 
-use augur_facade::lookahead::{LookaheadConfig, PromptLookupConfig};
-use augur_facade::speculative::SpeculativeConfig;
 use augur_facade::{
-    Engine, EngineOptions, ExactMode, GenerateParams, SamplingParams, StrategyConfig, StrategyKind,
-    TokenId,
+    Engine, EngineOptions, ExactMode, GenerateParams, SamplingParams, SettingKey, StrategyConfig,
+    StrategyKind, TokenId,
 };
 
 use crate::drafter::{augur_drafter, CDrafter, FailureSlot, C_DRAFTER_NAME};
@@ -74,20 +72,7 @@ fn options_from(
     target: &augur_facade::llama::GgufModel,
     custom_drafter: bool,
 ) -> Result<(EngineOptions, SamplingParams), FfiError> {
-    let kind = if custom_drafter {
-        // Application drafts are verified like a draft model's; the kind
-        // also sizes calibration to the longest pass.
-        StrategyKind::Speculative
-    } else if p.strategy.is_null() {
-        StrategyKind::Baseline
-    } else {
-        // SAFETY: non-NULL; the caller promises a NUL-terminated string.
-        let name = unsafe { str_arg(p.strategy, "params->strategy") }?;
-        name.parse::<StrategyKind>()
-            .map_err(|e| FfiError::new(augur_status::AUGUR_UNKNOWN_STRATEGY, e.to_string()))?
-    };
-    let mut config = StrategyConfig::new(kind);
-    config.exact = match p.exact_mode {
+    let exact = match p.exact_mode {
         AUGUR_EXACT_AUTO => ExactMode::Auto,
         AUGUR_EXACT_BIT => ExactMode::Bit,
         AUGUR_EXACT_KERNEL => ExactMode::Kernel,
@@ -98,38 +83,63 @@ fn options_from(
             )))
         }
     };
-
     if p.draft_max > MAX_DRAFT {
         return Err(FfiError::invalid(format!(
             "draft_max must be at most {MAX_DRAFT}, got {}",
             p.draft_max
         )));
     }
-    let draft_max = count("draft_max", p.draft_max, 0, false)?;
-    if draft_max > 0 {
-        config.speculative = SpeculativeConfig::fixed(draft_max);
-        config.prompt_lookup.draft_max = draft_max;
-    }
-    let spec = &mut config.speculative;
-    spec.draft_min = count("draft_min", p.draft_min, 0, true)?;
     if !(0.0..=1.0).contains(&p.draft_p_min) {
         return Err(FfiError::invalid(format!(
             "draft_p_min must be in [0, 1], got {}",
             p.draft_p_min
         )));
     }
-    spec.draft_p_min = p.draft_p_min;
-
-    let pl_default = PromptLookupConfig::default();
-    let pl = &mut config.prompt_lookup;
-    pl.ngram_min = count("ngram_min", p.ngram_min, pl_default.ngram_min, false)?;
-    pl.ngram_max = count("ngram_max", p.ngram_max, pl_default.ngram_max, false)?;
-    let la_default = LookaheadConfig::default();
-    let la = &mut config.lookahead;
-    la.window = count("la_window", p.la_window, la_default.window, false)?;
-    la.ngram = count("la_ngram", p.la_ngram, la_default.ngram, false)?;
-    la.candidates = count("la_guess", p.la_guess, la_default.candidates, false)?;
-    config.validate()?;
+    // The fields are settings of the one settings table, shared by every
+    // strategy as the CLI's flags are: each applies where the strategy
+    // takes it; 0 leaves a setting at its default.
+    let mut shared = Vec::new();
+    for (key, name, value) in [
+        (SettingKey::DraftMax, "draft_max", p.draft_max),
+        (SettingKey::DraftMin, "draft_min", p.draft_min),
+        (SettingKey::NgramMin, "ngram_min", p.ngram_min),
+        (SettingKey::NgramMax, "ngram_max", p.ngram_max),
+        (SettingKey::LaWindow, "la_window", p.la_window),
+        (SettingKey::LaNgram, "la_ngram", p.la_ngram),
+        (SettingKey::LaGuess, "la_guess", p.la_guess),
+    ] {
+        let v = count(name, value, 0, true)?;
+        if v > 0 {
+            shared.push((key, v.to_string()));
+        }
+    }
+    if p.draft_p_min != 0.0 {
+        shared.push((SettingKey::DraftPMin, p.draft_p_min.to_string()));
+    }
+    match p.pipeline {
+        0 => {}
+        1 => shared.push((SettingKey::Pipeline, "true".into())),
+        other => {
+            return Err(FfiError::invalid(format!(
+                "pipeline must be 0 or 1, got {other}"
+            )))
+        }
+    }
+    let config = if custom_drafter {
+        // Application drafts are verified like a draft model's; the kind
+        // also sizes calibration to the longest pass.
+        StrategyConfig::parse(StrategyKind::Speculative.name(), &shared)
+    } else if p.strategy.is_null() {
+        StrategyConfig::parse(StrategyKind::Baseline.name(), &shared)
+    } else {
+        // SAFETY: non-NULL; the caller promises a NUL-terminated string.
+        let entry = unsafe { str_arg(p.strategy, "params->strategy") }?;
+        let name = entry.split(':').next().unwrap_or_default();
+        name.parse::<StrategyKind>()
+            .map_err(|e| FfiError::new(augur_status::AUGUR_UNKNOWN_STRATEGY, e.to_string()))?;
+        StrategyConfig::parse(entry, &shared)
+    }
+    .map_err(|e| FfiError::invalid(e.to_string()))?;
 
     let sampling = SamplingParams {
         temperature: p.temperature,
@@ -168,6 +178,7 @@ fn options_from(
     options.threads = count("threads", p.threads, 0, true)?;
     options.draft_threads = count("draft_threads", p.draft_threads, 0, true)?;
     options.strategy = config;
+    options.exact = exact;
     Ok((options, sampling))
 }
 
@@ -223,11 +234,11 @@ pub unsafe extern "C" fn augur_session_new(
         // SAFETY: NULL or valid, as the caller promises.
         let params = unsafe { params.as_ref() }.copied().unwrap_or_default();
         let (options, sampling) = options_from(&params, &target.inner, false)?;
-        let draft = if options.strategy.kind.needs_draft() {
+        let draft = if options.strategy.kind().needs_draft() {
             let draft = draft.ok_or_else(|| {
                 FfiError::invalid(format!(
                     "the {} strategy needs a draft model: pass one to augur_session_new",
-                    options.strategy.kind
+                    options.strategy.kind()
                 ))
             })?;
             augur_facade::gguf::check_draft_compatible(target.inner.path(), draft.inner.path())

@@ -35,9 +35,12 @@ pub struct augur_model_params {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct augur_session_params {
     /// Strategy name, NUL-terminated UTF-8, case-insensitive: "baseline",
-    /// "speculative" (needs a draft model), "lookahead" or "prompt-lookup".
-    /// NULL means "baseline". Sessions made with an application drafter
-    /// ignore it.
+    /// "speculative" (needs a draft model), "lookahead", "prompt-lookup" or
+    /// "repeat-last", optionally followed by settings of the one settings
+    /// table, as `augur bench --strategies` takes them:
+    /// "prompt-lookup:ngram-max=3:draft-max=6" (they win over the fields
+    /// below). NULL means "baseline". Sessions made with an application
+    /// drafter ignore it.
     pub strategy: *const c_char,
     /// One of `AUGUR_EXACT_AUTO` (default), `AUGUR_EXACT_BIT`, `AUGUR_EXACT_KERNEL`.
     pub exact_mode: i32,
@@ -83,6 +86,11 @@ pub struct augur_session_params {
     /// Context size in tokens (0 = default: 4096, or the model's training
     /// context if smaller). At least 8, at most the model's training context.
     pub n_ctx: i32,
+    /// Speculative decoding: 1 drafts ahead on a thread of its own while the
+    /// target verifies, where the cost model predicts that it pays (a model
+    /// on the GPU); 0 (the default) drafts in turn. Any other value is
+    /// refused.
+    pub pipeline: i32,
 }
 
 impl Default for augur_session_params {
@@ -107,6 +115,7 @@ impl Default for augur_session_params {
             threads: 0,
             draft_threads: 0,
             n_ctx: 0,
+            pipeline: 0,
         }
     }
 }

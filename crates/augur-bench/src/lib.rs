@@ -77,7 +77,7 @@ pub mod workload;
 pub use error::BenchError;
 pub use report::{ContenderInfo, Report, Summary};
 pub use runner::{run, BenchSettings, ChatMode, Contender, Event, Mismatch, RunRecord};
-pub use spec::{parse_strategies, SettingKey, StrategySpec, Sweep};
+pub use spec::{parse_strategies, StrategySpec, Sweep};
 pub use workload::{Prompt, Workload, WorkloadKind};
 
 /// The version of the JSON report format.

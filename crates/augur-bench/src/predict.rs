@@ -8,9 +8,10 @@
 //! strategies draft different lengths at different steps, so the prediction
 //! weights each length by how many verifications actually used it; for a
 //! run that always drafted γ tokens it is exactly
-//! [`augur::speculative::speedup`] at γ.
+//! [`augur::core::cost::speedup`] at γ.
 
-use augur::speculative::{expected_tokens, Costs};
+use augur::core::cost::expected_tokens;
+use augur::core::CostModel;
 
 /// Conditional acceptance per draft position, α_i = P(position i accepted |
 /// positions before it accepted), from `RunStats`' per-position counters.
@@ -47,7 +48,7 @@ pub fn conditional_acceptance(
 /// Costs from calibration's seconds per pass size (`pass_seconds[k - 1]`)
 /// and the measured seconds of one draft step (0 for model-free drafting,
 /// which costs next to nothing).
-pub fn costs_from_calibration(pass_seconds: &[f64], draft_seconds: f64) -> Costs {
+pub fn costs_from_calibration(pass_seconds: &[f64], draft_seconds: f64) -> CostModel {
     let throughput: Vec<(usize, f64)> = pass_seconds
         .iter()
         .enumerate()
@@ -55,7 +56,7 @@ pub fn costs_from_calibration(pass_seconds: &[f64], draft_seconds: f64) -> Costs
         .map(|(i, &s)| (i + 1, (i + 1) as f64 / s))
         .collect();
     // A zero draft cost would read as "unmeasured" and be replaced by a guess.
-    Costs::from_throughput(&throughput, draft_seconds.max(1e-12))
+    CostModel::from_throughput(&throughput, draft_seconds.max(1e-12))
 }
 
 /// The predicted speedup over plain decoding of a run (or of pooled runs)
@@ -66,7 +67,7 @@ pub fn predicted_speedup(
     drafted_by_position: &[u64],
     accepted_by_position: &[u64],
     target_passes: u64,
-    costs: &Costs,
+    costs: &CostModel,
 ) -> Option<f64> {
     let alpha = conditional_acceptance(drafted_by_position, accepted_by_position);
     let t1 = costs.target(1)?;
@@ -95,7 +96,7 @@ pub fn predicted_speedup(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use augur::speculative::speedup;
+    use augur::core::cost::speedup;
 
     #[test]
     fn cumulative_counters_become_conditional_rates() {
@@ -145,6 +146,6 @@ mod tests {
         let p = predicted_speedup(&[5], &[5], 5, &costs).unwrap();
         assert!((p - 2.0 / 2.5).abs() < 1e-9, "{p}");
         // Nothing measured, nothing predicted.
-        assert_eq!(predicted_speedup(&[1], &[1], 1, &Costs::new()), None);
+        assert_eq!(predicted_speedup(&[1], &[1], 1, &CostModel::new()), None);
     }
 }

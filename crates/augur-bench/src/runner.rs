@@ -181,7 +181,7 @@ pub struct RunRecord {
     /// Of those, how many accepted every draft up to and including it.
     pub accepted_by_position: Vec<u64>,
     /// The prompt's token ids (after the chat template), so a run can be
-    /// replayed offline (`cargo run -p augur-lookahead --example replay`).
+    /// replayed offline (`cargo run -p augur-prompt-lookup --example replay`).
     pub prompt_tokens: Vec<TokenId>,
     /// The generated token ids.
     pub tokens: Vec<TokenId>,

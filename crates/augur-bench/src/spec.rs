@@ -10,117 +10,9 @@
 //! setting once per value (the others once), so a plot can show the speedup
 //! against the value.
 
-use std::fmt;
-use std::str::FromStr;
-
-use augur::{ExactMode, StrategyConfig, StrategyKind};
+use augur::{ExactMode, SettingKey, StrategyConfig, StrategyKind};
 
 use crate::BenchError;
-
-/// A setting a strategy entry may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SettingKey {
-    /// Speculative: fixed draft length γ; prompt lookup: longest draft.
-    DraftMax,
-    /// Speculative: fewest drafts worth verifying.
-    DraftMin,
-    /// Speculative: stop drafting below this draft probability.
-    DraftPMin,
-    /// Exactness mode of drafting strategies: `bit`, `kernel` or `auto`.
-    Exact,
-    /// Lookahead: window columns W.
-    LaWindow,
-    /// Lookahead: n-gram length N.
-    LaNgram,
-    /// Lookahead: candidates G per step.
-    LaGuess,
-    /// Prompt lookup: shortest n-gram.
-    NgramMin,
-    /// Prompt lookup: longest n-gram.
-    NgramMax,
-    /// Speculative: pipelined drafting (`true` or `false`).
-    Pipeline,
-}
-
-impl SettingKey {
-    /// Every setting.
-    pub const ALL: &'static [SettingKey] = &[
-        SettingKey::DraftMax,
-        SettingKey::DraftMin,
-        SettingKey::DraftPMin,
-        SettingKey::Exact,
-        SettingKey::LaWindow,
-        SettingKey::LaNgram,
-        SettingKey::LaGuess,
-        SettingKey::NgramMin,
-        SettingKey::NgramMax,
-        SettingKey::Pipeline,
-    ];
-
-    /// The setting's name (the same as the matching command-line flag).
-    pub fn name(self) -> &'static str {
-        match self {
-            SettingKey::DraftMax => "draft-max",
-            SettingKey::DraftMin => "draft-min",
-            SettingKey::DraftPMin => "draft-p-min",
-            SettingKey::Exact => "exact",
-            SettingKey::LaWindow => "la-window",
-            SettingKey::LaNgram => "la-ngram",
-            SettingKey::LaGuess => "la-guess",
-            SettingKey::NgramMin => "ngram-min",
-            SettingKey::NgramMax => "ngram-max",
-            SettingKey::Pipeline => "pipeline",
-        }
-    }
-
-    /// True if strategy `kind` has this setting.
-    pub fn applies_to(self, kind: StrategyKind) -> bool {
-        use StrategyKind as K;
-        match self {
-            SettingKey::DraftMax => matches!(kind, K::Speculative | K::PromptLookup),
-            SettingKey::DraftMin | SettingKey::DraftPMin | SettingKey::Pipeline => {
-                kind == K::Speculative
-            }
-            SettingKey::Exact => kind.drafts(),
-            SettingKey::LaWindow | SettingKey::LaNgram | SettingKey::LaGuess => {
-                kind == K::Lookahead
-            }
-            SettingKey::NgramMin | SettingKey::NgramMax => kind == K::PromptLookup,
-        }
-    }
-
-    /// True if the setting takes numbers (and so can be swept).
-    pub fn numeric(self) -> bool {
-        !matches!(self, SettingKey::Exact | SettingKey::Pipeline)
-    }
-}
-
-impl fmt::Display for SettingKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for SettingKey {
-    type Err = BenchError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                BenchError::Spec(format!(
-                    "unknown setting '{s}'; choose from: {}",
-                    Self::ALL
-                        .iter()
-                        .map(|k| k.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })
-    }
-}
 
 /// One contender: a strategy and its own settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,8 +23,11 @@ pub struct StrategySpec {
     pub group: String,
     /// The strategy.
     pub kind: StrategyKind,
-    /// Settings, in the order given (later ones win).
+    /// Settings, in the order given (later ones win), for the one settings
+    /// table ([`StrategyConfig::set`]).
     pub settings: Vec<(SettingKey, String)>,
+    /// The entry's exactness mode (`exact=bit|kernel|auto`), if it set one.
+    pub exact: Option<ExactMode>,
     /// The swept setting's value, when this entry comes from a sweep.
     pub sweep_value: Option<f64>,
 }
@@ -145,6 +40,7 @@ impl StrategySpec {
             group: kind.name().to_string(),
             kind,
             settings: Vec::new(),
+            exact: None,
             sweep_value: None,
         }
     }
@@ -163,20 +59,32 @@ impl StrategySpec {
             BenchError::Spec(format!("{e}{hint}"))
         })?;
         let mut settings = Vec::new();
+        let mut exact = None;
         for part in parts {
             let (key, value) = part.split_once('=').ok_or_else(|| {
                 BenchError::Spec(format!(
                     "'{entry}': setting '{part}' should look like key=value"
                 ))
             })?;
-            let key: SettingKey = key.trim().parse()?;
-            if !key.applies_to(kind) {
+            if key.trim() == "exact" {
+                let mode = value
+                    .parse::<ExactMode>()
+                    .map_err(|e| BenchError::Spec(format!("'{entry}': {e}")))?;
+                exact = Some(mode);
+                continue;
+            }
+            let key: SettingKey = key
+                .trim()
+                .parse()
+                .map_err(|e: String| BenchError::Spec(format!("{e}, exact")))?;
+            if !kind.takes(key) {
                 return Err(BenchError::Spec(format!(
                     "'{entry}': {kind} has no setting '{key}'"
                 )));
             }
             let value = value.trim().to_string();
-            check_value(key, &value).map_err(|e| BenchError::Spec(format!("'{entry}': {e}")))?;
+            check_value(kind, key, &value)
+                .map_err(|e| BenchError::Spec(format!("'{entry}': {e}")))?;
             settings.push((key, value));
         }
         Ok(Self {
@@ -184,6 +92,7 @@ impl StrategySpec {
             group: entry.to_string(),
             kind,
             settings,
+            exact,
             sweep_value: None,
         })
     }
@@ -191,72 +100,19 @@ impl StrategySpec {
     /// Applies the entry's settings to `config` (which already has the
     /// shared flags applied), then validates it.
     pub fn apply(&self, config: &mut StrategyConfig) -> Result<(), BenchError> {
-        for (key, value) in &self.settings {
-            apply_setting(*key, value, config)
-                .map_err(|e| BenchError::Spec(format!("'{}': {e}", self.label)))?;
-        }
         config
-            .validate()
+            .apply(&self.settings)
+            .and_then(|()| config.validate())
             .map_err(|e| BenchError::Spec(format!("'{}': {e}", self.label)))
     }
 }
 
-fn check_value(key: SettingKey, value: &str) -> Result<(), String> {
-    let mut probe = StrategyConfig::default();
-    apply_setting(key, value, &mut probe)
-}
-
-fn parse_usize(key: SettingKey, value: &str) -> Result<usize, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{key} takes a whole number, got '{value}'"))
-}
-
-fn apply_setting(key: SettingKey, value: &str, config: &mut StrategyConfig) -> Result<(), String> {
-    match key {
-        SettingKey::DraftMax => {
-            let max = parse_usize(key, value)?;
-            // As `--draft-max` does: a fixed draft length for speculative
-            // decoding, a cap for prompt lookup.
-            let spec = &mut config.speculative;
-            *spec = augur::speculative::SpeculativeConfig {
-                initial_costs: spec.initial_costs.take(),
-                draft_min: spec.draft_min,
-                draft_p_min: spec.draft_p_min,
-                pipeline: spec.pipeline,
-                ..augur::speculative::SpeculativeConfig::fixed(max)
-            };
-            let pl = &mut config.prompt_lookup;
-            pl.draft_max = max;
-        }
-        SettingKey::DraftMin => config.speculative.draft_min = parse_usize(key, value)?,
-        SettingKey::DraftPMin => {
-            config.speculative.draft_p_min = value
-                .parse()
-                .map_err(|_| format!("{key} takes a number, got '{value}'"))?;
-        }
-        SettingKey::Exact => {
-            config.exact = match value {
-                "bit" | "on" | "true" => ExactMode::Bit,
-                "kernel" | "off" | "false" => ExactMode::Kernel,
-                "auto" => ExactMode::Auto,
-                _ => return Err(format!("exact is bit, kernel or auto, got '{value}'")),
-            }
-        }
-        SettingKey::LaWindow => config.lookahead.window = parse_usize(key, value)?,
-        SettingKey::LaNgram => config.lookahead.ngram = parse_usize(key, value)?,
-        SettingKey::LaGuess => config.lookahead.candidates = parse_usize(key, value)?,
-        SettingKey::NgramMin => config.prompt_lookup.ngram_min = parse_usize(key, value)?,
-        SettingKey::NgramMax => config.prompt_lookup.ngram_max = parse_usize(key, value)?,
-        SettingKey::Pipeline => {
-            config.speculative.pipeline = match value {
-                "true" | "on" | "1" => true,
-                "false" | "off" | "0" => false,
-                _ => return Err(format!("pipeline is true or false, got '{value}'")),
-            }
-        }
-    }
-    Ok(())
+/// Checks that `value` parses for `key` (ranges are checked when the
+/// settings are applied together).
+fn check_value(kind: StrategyKind, key: SettingKey, value: &str) -> Result<(), String> {
+    StrategyConfig::new(kind)
+        .set(key, value)
+        .map_err(|e| e.to_string())
 }
 
 /// Parses a comma-separated strategy list. Duplicate labels are refused.
@@ -295,7 +151,10 @@ impl Sweep {
                 "--sweep takes key=v1,v2,..., e.g. draft-max=1,2,4,8; got '{text}'"
             ))
         })?;
-        let key: SettingKey = key.trim().parse()?;
+        if key.trim() == "exact" {
+            return Err(BenchError::Spec("exact cannot be swept".into()));
+        }
+        let key: SettingKey = key.trim().parse().map_err(BenchError::Spec)?;
         if !key.numeric() {
             return Err(BenchError::Spec(format!("{key} cannot be swept")));
         }
@@ -310,7 +169,6 @@ impl Sweep {
         for v in &values {
             v.parse::<f64>()
                 .map_err(|_| BenchError::Spec(format!("--sweep {key}: '{v}' is not a number")))?;
-            check_value(key, v).map_err(BenchError::Spec)?;
         }
         Ok(Self { key, values })
     }
@@ -320,7 +178,7 @@ impl Sweep {
     /// labelled `<entry>:<key>=<value>`; the others stay as they are. Fails
     /// when no listed strategy has the setting.
     pub fn expand(&self, specs: &[StrategySpec]) -> Result<Vec<StrategySpec>, BenchError> {
-        if !specs.iter().any(|s| self.key.applies_to(s.kind)) {
+        if !specs.iter().any(|s| s.kind.takes(self.key)) {
             return Err(BenchError::Spec(format!(
                 "--sweep {}: none of the listed strategies has this setting",
                 self.key
@@ -328,7 +186,7 @@ impl Sweep {
         }
         let mut out = Vec::new();
         for spec in specs {
-            if !self.key.applies_to(spec.kind) {
+            if !spec.kind.takes(self.key) {
                 out.push(spec.clone());
                 continue;
             }
@@ -350,7 +208,7 @@ impl Sweep {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use augur::speculative::DraftLength;
+    use augur::core::DraftLength;
 
     #[test]
     fn parses_entries_with_settings() {
@@ -364,11 +222,15 @@ mod tests {
         assert_eq!(specs[1].label, "speculative:draft-max=4:draft-min=2");
         let mut c = StrategyConfig::new(StrategyKind::Speculative);
         specs[1].apply(&mut c).unwrap();
-        assert_eq!(c.speculative.mode, DraftLength::Fixed(4));
-        assert_eq!(c.speculative.draft_min, 2);
+        let spec = c.speculative().unwrap();
+        assert_eq!(spec.mode, DraftLength::Fixed(4));
+        assert_eq!(spec.draft_min, 2);
         let mut c = StrategyConfig::new(StrategyKind::PromptLookup);
         specs[2].apply(&mut c).unwrap();
-        assert_eq!(c.prompt_lookup.ngram_max, 3);
+        let StrategyConfig::PromptLookup(pl) = &c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(pl.ngram_max, 3);
     }
 
     #[test]
@@ -376,8 +238,11 @@ mod tests {
         let s = StrategySpec::parse("prompt-lookup:draft-max=6:exact=kernel:draft-max=2").unwrap();
         let mut c = StrategyConfig::new(StrategyKind::PromptLookup);
         s.apply(&mut c).unwrap();
-        assert_eq!(c.prompt_lookup.draft_max, 2);
-        assert_eq!(c.exact, ExactMode::Kernel);
+        let StrategyConfig::PromptLookup(pl) = &c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(pl.draft_max, 2);
+        assert_eq!(s.exact, Some(ExactMode::Kernel));
     }
 
     #[test]
@@ -430,7 +295,7 @@ mod tests {
         // The swept value replaces the entry's own.
         let mut c = StrategyConfig::new(StrategyKind::Speculative);
         out[3].apply(&mut c).unwrap();
-        assert_eq!(c.speculative.mode, DraftLength::Fixed(4));
+        assert_eq!(c.speculative().unwrap().mode, DraftLength::Fixed(4));
         assert_eq!(out[0].sweep_value, None);
 
         let e = Sweep::parse("la-window=2,4")

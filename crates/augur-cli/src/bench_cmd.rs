@@ -197,9 +197,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     let mut contenders = Vec::new();
     for spec in &specs {
+        // The shared flags where the strategy takes them, then the entry's
+        // own settings: both through the one settings table.
         let mut config = StrategyConfig::new(spec.kind);
-        args.draft.apply(&mut config);
-        args.lookup.apply(args.draft.draft_max, &mut config);
+        config.apply_where_taken(&crate::run_cmd::flag_settings(&args.draft, &args.lookup))?;
         spec.apply(&mut config)?;
         if spec.kind.drafts() {
             eprintln!(
@@ -214,6 +215,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             n_gpu_layers: args.model.n_gpu_layers,
             n_gpu_layers_draft: args.draft.n_gpu_layers_draft,
             strategy: config,
+            exact: spec.exact.unwrap_or(args.draft.exact_mode()),
             draft: draft_path.clone().filter(|_| spec.kind.needs_draft()),
             ..EngineOptions::new(target_path.clone())
         };

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use augur::calibration::{self, Calibration};
-use augur::speculative::{choose_draft_len, speedup, Costs};
+use augur::core::cost::{choose_draft_len, speedup};
+use augur::core::CostModel;
 use augur::ExactMode;
 use serde::Serialize;
 
@@ -105,12 +106,12 @@ fn predictions(
     draft_seconds: f64,
     alphas: &[f64],
     gamma_max: usize,
-) -> (Costs, Vec<Prediction>) {
+) -> (CostModel, Vec<Prediction>) {
     let throughput: Vec<(usize, f64)> = (1..=cal.pass_seconds.len())
         .filter_map(|k| cal.throughput(k).map(|t| (k, t)))
         .collect();
     // A zero draft cost would read as unmeasured and be replaced by a guess.
-    let costs = Costs::from_throughput(&throughput, draft_seconds.max(1e-12));
+    let costs = CostModel::from_throughput(&throughput, draft_seconds.max(1e-12));
     let exact_cap = cal.max_exact_pass.saturating_sub(1).min(gamma_max);
     let preds = alphas
         .iter()

@@ -4,7 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use augur::{Engine, EngineOptions, GenerateParams, SamplingParams, StrategyConfig, StrategyKind};
+use augur::{
+    Engine, EngineOptions, ExactMode, GenerateParams, SamplingParams, SettingKey, StrategyConfig,
+    StrategyKind,
+};
 use serde::Serialize;
 
 /// Model and machine settings shared by the commands that load models.
@@ -102,26 +105,34 @@ impl DraftArgs {
         bail!("--strategy speculative needs a draft model with the target's vocabulary: -md FILE")
     }
 
-    /// Applies the draft settings to a strategy configuration.
-    pub fn apply(&self, config: &mut StrategyConfig) {
-        let spec = &mut config.speculative;
+    /// The settings these flags set, for the one settings table
+    /// ([`StrategyConfig::set`]); flags left at their defaults set nothing.
+    pub fn settings(&self) -> Vec<(SettingKey, String)> {
+        let mut out = Vec::new();
         if let Some(max) = self.draft_max {
-            *spec = augur::speculative::SpeculativeConfig {
-                initial_costs: spec.initial_costs.take(),
-                ..augur::speculative::SpeculativeConfig::fixed(max)
-            };
-            // (draft-min, p-min and pipeline are set below.)
+            out.push((SettingKey::DraftMax, max.to_string()));
         }
-        spec.draft_min = self.draft_min;
-        spec.draft_p_min = self.draft_p_min;
-        spec.pipeline = self.pipeline;
-        config.exact = if self.exact {
-            augur::ExactMode::Bit
+        if self.draft_min != 0 {
+            out.push((SettingKey::DraftMin, self.draft_min.to_string()));
+        }
+        if self.draft_p_min != 0.0 {
+            out.push((SettingKey::DraftPMin, self.draft_p_min.to_string()));
+        }
+        if self.pipeline {
+            out.push((SettingKey::Pipeline, "true".into()));
+        }
+        out
+    }
+
+    /// The exactness mode these flags ask for.
+    pub fn exact_mode(&self) -> ExactMode {
+        if self.exact {
+            ExactMode::Bit
         } else if self.no_exact {
-            augur::ExactMode::Kernel
+            ExactMode::Kernel
         } else {
-            augur::ExactMode::Auto
-        };
+            ExactMode::Auto
+        }
     }
 }
 
@@ -146,19 +157,26 @@ pub struct LookupArgs {
 }
 
 impl LookupArgs {
-    /// Applies the settings (and `--draft-max` for prompt lookup) to `config`.
-    pub fn apply(&self, draft_max: Option<usize>, config: &mut StrategyConfig) {
-        let la = &mut config.lookahead;
-        la.window = self.la_window.unwrap_or(la.window);
-        la.ngram = self.la_ngram.unwrap_or(la.ngram);
-        la.candidates = self.la_guess.unwrap_or(la.candidates);
-        let pl = &mut config.prompt_lookup;
-        pl.ngram_min = self.ngram_min.unwrap_or(pl.ngram_min);
-        pl.ngram_max = self.ngram_max.unwrap_or(pl.ngram_max);
-        if let Some(max) = draft_max {
-            pl.draft_max = max;
-        }
+    /// The settings these flags set, for the one settings table.
+    pub fn settings(&self) -> Vec<(SettingKey, String)> {
+        [
+            (SettingKey::LaWindow, self.la_window),
+            (SettingKey::LaNgram, self.la_ngram),
+            (SettingKey::LaGuess, self.la_guess),
+            (SettingKey::NgramMin, self.ngram_min),
+            (SettingKey::NgramMax, self.ngram_max),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v.to_string())))
+        .collect()
     }
+}
+
+/// Every strategy setting the flags of `draft` and `lookup` set.
+pub fn flag_settings(draft: &DraftArgs, lookup: &LookupArgs) -> Vec<(SettingKey, String)> {
+    let mut out = draft.settings();
+    out.extend(lookup.settings());
+    out
 }
 
 /// Sampling settings.
@@ -222,7 +240,7 @@ pub struct RunArgs {
     )]
     pub n_predict: i64,
     /// Decoding strategy: baseline, speculative (draft model), lookahead
-    /// (greedy only), prompt-lookup.
+    /// (greedy only), prompt-lookup, repeat-last (an example drafter).
     #[arg(long, default_value = "baseline")]
     pub strategy: String,
     /// Wrap the prompt as one user message in the model's chat template.
@@ -289,9 +307,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     crate::init_logs(args.model.verbose);
     let target = args.model.target_path()?;
 
+    // Every flag means the same here, in `augur bench` and in the C ABI:
+    // the one settings table applies them, and refuses a flag the strategy
+    // does not take.
     let mut strategy = StrategyConfig::new(kind);
-    args.draft.apply(&mut strategy);
-    args.lookup.apply(args.draft.draft_max, &mut strategy);
+    strategy.apply(&flag_settings(&args.draft, &args.lookup))?;
+    strategy.validate()?;
     let draft = if kind.needs_draft() {
         Some(args.draft.draft_path(&target)?)
     } else {
@@ -304,10 +325,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         n_gpu_layers: args.model.n_gpu_layers,
         n_gpu_layers_draft: args.draft.n_gpu_layers_draft,
         strategy,
+        exact: args.draft.exact_mode(),
         draft,
         ..EngineOptions::new(target)
     };
     let mut engine = Engine::new(options)?;
+    for note in engine.notes() {
+        eprintln!("augur: {note}");
+    }
     let prompt = engine.tokenize_prompt(&prompt_text, args.chat)?;
     let params = GenerateParams {
         max_tokens: usize::try_from(args.n_predict).unwrap_or(usize::MAX),

@@ -171,10 +171,13 @@ pub fn generate(
     stats.decode_seconds = t_decode.elapsed().as_secs_f64();
     stats.n_generated = n_out;
     let generated = tokens[prompt.len()..prompt.len() + n_out].to_vec();
+    // One rule for every strategy: bit-identical iff no pass was larger than
+    // the size calibration found bit-identical to one-token passes.
+    let exactness = Exactness::of(stats.largest_pass, strategy.max_exact_pass());
     Ok(Generation {
         tokens: generated,
         stop,
         stats,
-        exactness: strategy.exactness(),
+        exactness,
     })
 }

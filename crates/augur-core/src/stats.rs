@@ -44,6 +44,10 @@ pub struct RunStats {
     pub guesses_tried: u64,
     /// Of those, how often the optimistic guess held and the work was kept.
     pub guesses_held: u64,
+    /// `passes_by_size[k - 1]`: target passes over k tokens during decoding.
+    pub passes_by_size: Vec<u64>,
+    /// `seconds_by_size[k - 1]`: the time those passes took, in all.
+    pub seconds_by_size: Vec<f64>,
 }
 
 impl RunStats {
@@ -64,6 +68,24 @@ impl RunStats {
                 self.accepted_by_position[i] += 1;
             }
         }
+    }
+
+    /// Records one target pass over `size` tokens that took `seconds`.
+    pub fn record_pass(&mut self, size: usize, seconds: f64) {
+        let Some(i) = size.checked_sub(1) else { return };
+        if self.passes_by_size.len() <= i {
+            self.passes_by_size.resize(i + 1, 0);
+            self.seconds_by_size.resize(i + 1, 0.0);
+        }
+        self.passes_by_size[i] += 1;
+        self.seconds_by_size[i] += seconds;
+    }
+
+    /// Mean seconds of a pass over `size` tokens in this run, if any was made.
+    pub fn mean_pass_seconds(&self, size: usize) -> Option<f64> {
+        let i = size.checked_sub(1)?;
+        let n = *self.passes_by_size.get(i)?;
+        (n > 0).then(|| self.seconds_by_size[i] / n as f64)
     }
 
     /// Accepted / drafted (0 when nothing was drafted).

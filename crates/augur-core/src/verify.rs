@@ -10,56 +10,10 @@
 //! At temperature 0, p and q are one-hot: a draft is accepted iff it equals the
 //! target's argmax, the correction is the argmax, and no random number is drawn.
 
+use crate::draft::Proposal;
 use crate::model::TokenId;
 use crate::rng::Rng;
 use crate::sampling::SparseDist;
-
-/// Drafted tokens with the distributions they were drawn from.
-#[derive(Debug, Clone, Default)]
-pub struct Proposal {
-    /// The drafted tokens, in order.
-    pub tokens: Vec<TokenId>,
-    /// q_i for each drafted token (same length as `tokens`); one-hot for
-    /// deterministic drafters.
-    pub q: Vec<SparseDist>,
-}
-
-impl Proposal {
-    /// An empty proposal.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A deterministic proposal: every q is one-hot at its token.
-    pub fn deterministic(tokens: &[TokenId]) -> Self {
-        Self {
-            tokens: tokens.to_vec(),
-            q: tokens.iter().map(|&t| SparseDist::one_hot(t)).collect(),
-        }
-    }
-
-    /// Appends one drafted token with its q.
-    pub fn push(&mut self, token: TokenId, q: SparseDist) {
-        self.tokens.push(token);
-        self.q.push(q);
-    }
-
-    /// Number of drafted tokens.
-    pub fn len(&self) -> usize {
-        self.tokens.len()
-    }
-
-    /// True when nothing was drafted.
-    pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty()
-    }
-
-    /// Drops everything after the first `n` drafts.
-    pub fn truncate(&mut self, n: usize) {
-        self.tokens.truncate(n);
-        self.q.truncate(n);
-    }
-}
 
 /// The outcome of verifying a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +129,40 @@ pub fn verify_greedy(drafts: &[TokenId], target_argmax: &[TokenId]) -> Verdict {
         accepted,
         next: target_argmax[accepted],
     }
+}
+
+/// Greedy verification of several candidate chains at once (lookahead's
+/// pool candidates, a token tree's branches): the first emitted token is the
+/// argmax after the pending token (`argmax_at(None)`); then, while some chain
+/// agrees with every token emitted so far, the first such chain's next
+/// argmax (`argmax_at(Some((chain, i)))`, the row of its i-th token) is
+/// emitted. Stops after `limit` accepted drafts or at a token `stop` accepts
+/// (end of generation). Returns the winning chain (if any draft was accepted),
+/// how many of its drafts were accepted, and the token after them. With one
+/// chain this is [`verify_greedy`].
+pub fn verify_greedy_chains(
+    chains: &[&[TokenId]],
+    limit: usize,
+    mut argmax_at: impl FnMut(Option<(usize, usize)>) -> TokenId,
+    stop: impl Fn(TokenId) -> bool,
+) -> (Option<usize>, usize, TokenId) {
+    let mut id = argmax_at(None);
+    let mut winner = None;
+    let mut accepted = 0;
+    let mut active = vec![true; chains.len()];
+    while accepted < limit && !stop(id) {
+        let v = accepted;
+        for (c, a) in active.iter_mut().enumerate() {
+            *a = *a && chains[c].get(v) == Some(&id);
+        }
+        let Some(c) = active.iter().position(|&a| a) else {
+            break;
+        };
+        winner = Some(c);
+        accepted += 1;
+        id = argmax_at(Some((c, v)));
+    }
+    (winner, accepted, id)
 }
 
 #[cfg(test)]

@@ -1,7 +1,33 @@
 //! The baseline strategy: one target pass per token, the reference every other
 //! strategy must match.
 
-use augur_core::{CoreError, Proposal, StepContext, Strategy};
+use augur_core::{
+    BuildEnv, Built, CoreError, CostModel, Proposal, SettingKey, StepContext, Strategy,
+    StrategyPlugin,
+};
+
+/// The baseline's settings: none.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BaselineConfig;
+
+impl StrategyPlugin for BaselineConfig {
+    const NAME: &'static str = "baseline";
+    const SUMMARY: &'static str = "one target pass per token (the reference)";
+    const KEYS: &'static [SettingKey] = &[];
+    const DRAFTS: bool = false;
+
+    fn set(&mut self, key: SettingKey, _value: &str) -> Result<(), String> {
+        Err(format!("baseline has no setting {key}"))
+    }
+
+    fn validate(&self) -> Result<(), CoreError> {
+        Ok(())
+    }
+
+    fn build(&self, _env: BuildEnv) -> Result<Built, CoreError> {
+        Ok(Built::plain(Box::new(Baseline)))
+    }
+}
 
 /// Plain autoregressive decoding.
 #[derive(Debug, Default, Clone)]
@@ -19,7 +45,8 @@ impl Strategy for Baseline {
     fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
         // Verifying an empty proposal is exactly one step of plain decoding:
         // one pass over the pending token, then a token drawn from p.
-        ctx.verify_proposal(&Proposal::new())?;
+        // Its one-token passes are the reference: no costs to learn.
+        ctx.verify(&Proposal::new(), 1, &mut CostModel::new())?;
         Ok(())
     }
 }

@@ -32,7 +32,8 @@
 use augur_core::testing::InMemoryModel;
 use augur_core::Strategy;
 use augur_core::{generate, GenerateParams, Rng, SamplingParams, TokenId};
-use augur_lookahead::{Evidence, Lookahead, LookaheadConfig, PromptLookup, PromptLookupConfig};
+use augur_lookahead::{Lookahead, LookaheadConfig};
+use augur_prompt_lookup::{Evidence, PromptLookup, PromptLookupConfig};
 
 fn compute_bound(k: usize) -> f64 {
     1.0 + 0.65 * (k as f64 - 1.0)
@@ -173,7 +174,7 @@ fn main() {
         settings.push((
             format!("prior rates {r}"),
             PromptLookupConfig {
-                prior_rates: [r; augur_lookahead::RUN_CLASS_COUNT],
+                prior_rates: [r; augur_prompt_lookup::RUN_CLASS_COUNT],
                 ..base.clone()
             },
         ));

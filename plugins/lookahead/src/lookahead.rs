@@ -35,16 +35,18 @@
 //! pool is filled by the window's harvest alone, as in the paper and
 //! llama.cpp.
 
-use std::time::Instant;
-
-use augur_core::sampling::argmax;
 use augur_core::strategy::Exactness;
-use augur_core::{CoreError, SeqId, StepContext, Strategy, TokenId};
+use augur_core::{
+    Branch, BuildEnv, Built, CoreError, CostModel, DraftRequest, DraftSettings, DraftVerify,
+    Drafter, Proposal, Rng, RunStats, SamplingParams, SeqId, SettingKey, SideEntry, StepContext,
+    Strategy, StrategyPlugin, TokenId, VerifyOutcome,
+};
 
 use crate::error::Error;
 use crate::pool::NgramPool;
 
-const NAME: &str = "lookahead";
+/// The strategy's and drafter's name.
+pub const NAME: &str = "lookahead";
 
 /// Window columns by default. On a 2-core CPU every extra column costs N−1
 /// tokens per pass and nothing layout-wise pays except the smallest one (see
@@ -85,15 +87,6 @@ pub struct LookaheadConfig {
     /// pool, and on the in-memory model this more than doubled the tokens
     /// per pass of W=1, N=3, G=1 on repeated text (`examples/tune.rs`).
     pub pool_from_output: bool,
-    /// The largest target pass whose logits are bit-identical to one-token
-    /// passes (from calibration); `None` when unknown or unlimited. Only
-    /// affects the reported [`Exactness`].
-    pub max_exact_batch: Option<usize>,
-    /// Measured cost of a target pass over k tokens relative to a one-token
-    /// pass, at index k − 1 (from calibration); empty when unknown. With it,
-    /// the strategy backs off to plain decoding while its steps emit fewer
-    /// tokens than they cost, and probes again after 8, 16, … 256 plain steps.
-    pub pass_costs: Vec<f64>,
 }
 
 /// Plain steps after a lookahead step that did not pay, doubling up to
@@ -110,8 +103,6 @@ impl Default for LookaheadConfig {
             candidates: DEFAULT_CANDIDATES,
             seed_pool_from_prompt: true,
             pool_from_output: true,
-            max_exact_batch: None,
-            pass_costs: Vec::new(),
         }
     }
 }
@@ -162,12 +153,6 @@ impl LookaheadConfig {
                 ),
             ));
         }
-        if self.max_exact_batch == Some(0) {
-            return Err(Error::config(
-                NAME,
-                "the largest exact batch must be at least 1",
-            ));
-        }
         Ok(())
     }
 
@@ -182,46 +167,97 @@ impl LookaheadConfig {
     }
 }
 
-/// Greedy lookahead decoding (strategy name `lookahead`). See the module
-/// documentation for the exact batch layout.
+impl StrategyPlugin for LookaheadConfig {
+    const NAME: &'static str = NAME;
+    const SUMMARY: &'static str =
+        "Jacobi iterations over a window of guesses plus an n-gram pool, verified in the same pass";
+    const KEYS: &'static [SettingKey] = &[
+        SettingKey::LaWindow,
+        SettingKey::LaNgram,
+        SettingKey::LaGuess,
+    ];
+    const GREEDY_ONLY: bool = true;
+
+    fn set(&mut self, key: SettingKey, value: &str) -> Result<(), String> {
+        match key {
+            SettingKey::LaWindow => self.window = key.usize(value)?,
+            SettingKey::LaNgram => self.ngram = key.usize(value)?,
+            SettingKey::LaGuess => self.candidates = key.usize(value)?,
+            other => return Err(format!("{NAME} has no setting {other}")),
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), CoreError> {
+        Ok(LookaheadConfig::validate(self)?)
+    }
+
+    fn largest_pass(&self) -> usize {
+        self.batch_len(self.candidates)
+    }
+
+    fn sequences(&self) -> usize {
+        self.sequences_needed()
+    }
+
+    fn build(&self, env: BuildEnv) -> Result<Built, CoreError> {
+        let costs = env.costs.unwrap_or_else(CostModel::new);
+        let smallest = self.batch_len(0).max(self.batch_len(1));
+        if env.bit_exact_forced && smallest > costs.exact_pass() {
+            return Err(CoreError::InvalidParameter(format!(
+                "lookahead's batch ({smallest} tokens) exceeds the bit-exact pass size of this \
+                 model and build ({}); run it without --exact",
+                costs.exact_pass()
+            )));
+        }
+        Ok(Built::plain(Box::new(Lookahead::with_costs(
+            self.clone(),
+            costs,
+        )?)))
+    }
+}
+
+/// The lookahead drafter: Jacobi iterations over a window of guesses and an
+/// n-gram pool harvested from them (see the module documentation for the
+/// batch layout). Each step it proposes the pool's continuations under the
+/// pending token as branches on sequences of their own and the window as
+/// side entries, all in the one target pass of augur-core's verify step;
+/// [`Drafter::on_verdict`] brings the window's Jacobi update back.
 ///
 /// The window starts from the prompt: the guess for position P+d (column i,
 /// level j with i + j = d) is what followed the latest earlier occurrence of
 /// the pending token in the prompt, continued periodically, or the prompt's
 /// tokens in order when the pending token did not occur before. Guesses only
 /// affect speed, never the output.
+///
+/// With a calibrated cost model it backs off to plain decoding while its
+/// steps emit fewer tokens than they cost, and probes again after 8, 16, …
+/// 256 plain steps.
 #[derive(Debug, Clone)]
-pub struct Lookahead {
+pub struct LookaheadDrafter {
     config: LookaheadConfig,
     /// `window[j][i]`: level j (0..N−1), column i (0..W).
     window: Vec<Vec<TokenId>>,
     pool: NgramPool,
-    largest_batch: usize,
     /// The next key position whose n-gram [`LookaheadConfig::pool_from_output`]
     /// adds.
     output_from: usize,
-    // Scratch, reused across steps.
+    /// The candidates of the step in flight (empty: a plain step).
     candidates: Vec<Vec<TokenId>>,
-    candidate_rows: Vec<Vec<usize>>,
-    last_rows: Vec<usize>,
-    seq_scratch: Vec<SeqId>,
-    emitted: Vec<TokenId>,
+    /// The step in flight is a lookahead step.
+    in_flight: bool,
     /// Running estimate of tokens emitted per lookahead step.
     gain: f64,
     /// Plain steps left before the next lookahead step.
     plain_left: usize,
     /// Plain steps after the next lookahead step that does not pay.
     backoff: usize,
+    /// Steps whose candidate was accepted.
+    pool_hits: u64,
 }
 
-impl Default for Lookahead {
-    fn default() -> Self {
-        Self::build(LookaheadConfig::default())
-    }
-}
-
-impl Lookahead {
-    /// A lookahead strategy with `config`, validated.
+impl LookaheadDrafter {
+    /// A lookahead drafter with `config`, validated.
     pub fn new(config: LookaheadConfig) -> Result<Self, Error> {
         config.validate()?;
         Ok(Self::build(config))
@@ -231,16 +267,13 @@ impl Lookahead {
         Self {
             window: vec![vec![0; config.window]; config.ngram - 1],
             pool: NgramPool::new(config.ngram - 1, config.candidates),
-            largest_batch: 0,
             output_from: 0,
             candidates: Vec::new(),
-            candidate_rows: Vec::new(),
-            last_rows: Vec::new(),
-            seq_scratch: Vec::new(),
-            emitted: Vec::new(),
+            in_flight: false,
             gain: 0.0,
             plain_left: 0,
             backoff: MIN_BACKOFF,
+            pool_hits: 0,
             config,
         }
     }
@@ -258,40 +291,6 @@ impl Lookahead {
     /// The window, `window()[level][column]` (for reports and tests).
     pub fn window(&self) -> &[Vec<TokenId>] {
         &self.window
-    }
-
-    /// The largest target pass of the current generation, in tokens.
-    pub fn largest_batch(&self) -> usize {
-        self.largest_batch
-    }
-
-    /// Checks that this generation can run: greedy sampling and enough KV
-    /// sequences.
-    fn check(&self, ctx: &StepContext<'_>) -> Result<(), CoreError> {
-        if !ctx.sampling.is_greedy() {
-            return Err(CoreError::Unsupported {
-                strategy: NAME,
-                reason: format!(
-                    "lookahead decoding is greedy only (temperature 0, got {}): its candidates \
-                     are checked against the argmax, which cannot preserve the sampling \
-                     distribution; use --strategy prompt-lookup or speculative for sampling",
-                    ctx.sampling.temperature
-                ),
-            });
-        }
-        let needed = self.config.sequences_needed();
-        let have = ctx.target.n_seq_max();
-        if have < needed {
-            return Err(CoreError::Unsupported {
-                strategy: NAME,
-                reason: format!(
-                    "W = {} and G = {} need {needed} KV sequences (W + G + 1) but the model \
-                     context has {have}: raise its sequence count or lower W or G",
-                    self.config.window, self.config.candidates
-                ),
-            });
-        }
-        Ok(())
     }
 
     /// Fills the window from the prompt (see the type documentation).
@@ -327,21 +326,11 @@ impl Lookahead {
         k
     }
 
-    /// The cost of a pass over `batch` tokens in one-token passes, if measured
-    /// (linear beyond the measured sizes).
-    fn pass_cost(&self, batch: usize) -> Option<f64> {
-        let costs = &self.config.pass_costs;
-        let last = *costs.last()?;
-        Some(match costs.get(batch.wrapping_sub(1)) {
-            Some(&c) => c,
-            None => last * batch as f64 / costs.len() as f64,
-        })
-    }
-
-    /// After a lookahead step over `batch` tokens that emitted `emitted`:
-    /// back off to plain decoding while steps cost more than they emit.
-    fn account(&mut self, batch: usize, emitted: usize) {
-        let Some(cost) = self.pass_cost(batch) else {
+    /// After a lookahead step that cost `cost` one-token passes (when the
+    /// cost model has measurements) and emitted `emitted`: back off to plain
+    /// decoding while steps cost more than they emit.
+    fn account(&mut self, cost: Option<f64>, emitted: usize) {
+        let Some(cost) = cost else {
             return;
         };
         self.gain = 0.7 * self.gain + 0.3 * emitted as f64;
@@ -352,26 +341,208 @@ impl Lookahead {
             self.backoff = MIN_BACKOFF;
         }
     }
+}
 
-    /// One plain decoding step keeping every sequence in step: x on all of
-    /// them. Used where the lookahead batch would run past the context, and
-    /// while lookahead does not pay.
-    fn plain_step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        let (x, p) = (ctx.pending(), ctx.pending_pos());
-        let all: Vec<SeqId> = (0..self.config.sequences_needed() as SeqId).collect();
-        ctx.batch.clear();
-        ctx.batch.add(x, p, &all, true);
-        let t0 = Instant::now();
-        ctx.target.eval(ctx.batch, ctx.logits)?;
-        let t1 = Instant::now();
-        ctx.stats.target_passes += 1;
-        ctx.stats.verify_seconds += (t1 - t0).as_secs_f64();
-        let next = argmax(ctx.logits.row(0));
-        ctx.stats.sample_seconds += t1.elapsed().as_secs_f64();
-        self.largest_batch = self.largest_batch.max(1);
-        ctx.stats.largest_pass = ctx.stats.largest_pass.max(1);
-        ctx.tokens.push(next);
+impl Drafter for LookaheadDrafter {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn sequences(&self) -> usize {
+        self.config.sequences_needed()
+    }
+
+    fn greedy_only(&self) -> bool {
+        true
+    }
+
+    fn start(
+        &mut self,
+        tokens: &[TokenId],
+        _target_n_vocab: usize,
+        _sampling: &SamplingParams,
+    ) -> Result<(), CoreError> {
+        self.pool.clear();
+        // Start optimistic (as if every step emitted N tokens), so the first
+        // steps are lookahead steps that measure what it really gives.
+        self.gain = self.config.ngram as f64;
+        self.plain_left = 0;
+        self.backoff = MIN_BACKOFF;
+        self.pool_hits = 0;
+        self.in_flight = false;
+        self.init_window(tokens);
+        self.output_from = tokens.len().saturating_sub(1);
+        if self.config.seed_pool_from_prompt {
+            self.add_text_ngrams(tokens, 0);
+        }
         Ok(())
+    }
+
+    fn propose(
+        &mut self,
+        req: &DraftRequest<'_>,
+        _rng: &mut Rng,
+        out: &mut Proposal,
+    ) -> Result<(), CoreError> {
+        let w = self.config.window;
+        let n = self.config.ngram;
+        let g_max = self.config.candidates;
+        self.in_flight = false;
+        // The farthest position the batch reaches: P + max(W+N−3, N−1).
+        let extent = (w + n - 3).max(n - 1);
+        if extent > req.room {
+            return Ok(());
+        }
+        if self.plain_left > 0 {
+            self.plain_left -= 1;
+            return Ok(());
+        }
+        let Some(&x) = req.tokens.last() else {
+            return Ok(());
+        };
+        self.in_flight = true;
+        // Candidates: the pool's continuations under x, each on its own
+        // sequence.
+        self.candidates.clear();
+        self.candidates
+            .extend(self.pool.get(x).take(g_max).map(<[TokenId]>::to_vec));
+        for (c, cand) in self.candidates.iter().enumerate() {
+            out.branches.push(Branch {
+                seq: (w + 1 + c) as SeqId,
+                tokens: cand.clone(),
+            });
+        }
+        // Level 0, columns 1..W−1, shared by the branches to their right.
+        for i in 1..w {
+            out.side.push(SideEntry {
+                token: self.window[0][i],
+                offset: i,
+                seqs: ((i + 1) as SeqId..=w as SeqId).collect(),
+                logits: false,
+            });
+        }
+        // Levels 1..N−2 of every column, logits at the last level.
+        for j in 1..n - 1 {
+            let last = j == n - 2;
+            for i in 0..w {
+                out.side.push(SideEntry {
+                    token: self.window[j][i],
+                    offset: i + j,
+                    seqs: vec![(i + 1) as SeqId],
+                    logits: last,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn on_verdict(&mut self, tokens: &[TokenId], outcome: &VerifyOutcome) -> Result<(), CoreError> {
+        let n = self.config.ngram;
+        if std::mem::take(&mut self.in_flight) && outcome.side_argmax.len() == self.config.window {
+            let m = outcome.emitted();
+            let x = tokens[tokens.len() - 1 - m];
+            let jacobi = &outcome.side_argmax;
+            // Harvest: per column, key = its level-0 token (x for column 0,
+            // the token actually decoded there), value = the column after the
+            // first shift: levels 1..N−2, then the Jacobi update.
+            let mut ngram = Vec::with_capacity(n - 1);
+            for (i, &new_last) in jacobi.iter().enumerate() {
+                let key = if i == 0 { x } else { self.window[0][i] };
+                ngram.clear();
+                ngram.extend((1..n - 1).map(|j| self.window[j][i]));
+                ngram.push(new_last);
+                self.pool.insert(key, &ngram);
+            }
+            // Shift one level per emitted token; the new last level is the
+            // Jacobi update on the first shift and a copy of the new level 0
+            // afterwards. (N >= 3, so there are at least two levels.)
+            let levels = self.window.len();
+            for k in 0..m {
+                self.window.rotate_left(1);
+                let (head, last) = self.window.split_at_mut(levels - 1);
+                if k == 0 {
+                    last[0].copy_from_slice(jacobi);
+                } else {
+                    last[0].copy_from_slice(&head[0]);
+                }
+            }
+            if m > 1 {
+                self.pool_hits += 1;
+            }
+            self.account(outcome.relative_cost, m);
+        }
+        if self.config.pool_from_output {
+            self.output_from = self.add_text_ngrams(tokens, self.output_from);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, stats: &mut RunStats) {
+        stats.pool_hits += self.pool_hits;
+    }
+}
+
+/// Greedy lookahead decoding (strategy name `lookahead`): the
+/// [`LookaheadDrafter`] under augur-core's draft-then-verify driver.
+#[derive(Debug)]
+pub struct Lookahead {
+    inner: DraftVerify<LookaheadDrafter>,
+}
+
+impl Default for Lookahead {
+    fn default() -> Self {
+        Self::build(LookaheadConfig::default(), CostModel::new())
+    }
+}
+
+impl Lookahead {
+    /// A lookahead strategy with `config`, validated, without a calibration
+    /// (it never backs off, and only one-token passes count as bit-exact).
+    pub fn new(config: LookaheadConfig) -> Result<Self, Error> {
+        Self::with_costs(config, CostModel::new())
+    }
+
+    /// A lookahead strategy with `config`, judged by `costs` (a calibration
+    /// of this machine).
+    pub fn with_costs(config: LookaheadConfig, costs: CostModel) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Self::build(config, costs))
+    }
+
+    fn build(config: LookaheadConfig, costs: CostModel) -> Self {
+        let settings = DraftSettings {
+            draft_max: 0,
+            draft_min: 0,
+            exact: false,
+        };
+        Self {
+            inner: DraftVerify::new(NAME, LookaheadDrafter::build(config), settings, costs),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &LookaheadConfig {
+        self.inner.drafter().config()
+    }
+
+    /// The n-gram pool (for reports and tests).
+    pub fn pool(&self) -> &NgramPool {
+        self.inner.drafter().pool()
+    }
+
+    /// The window, `window()[level][column]` (for reports and tests).
+    pub fn window(&self) -> &[Vec<TokenId>] {
+        self.inner.drafter().window()
+    }
+
+    /// The largest target pass of the current generation, in tokens.
+    pub fn largest_batch(&self) -> usize {
+        self.inner.largest_pass()
+    }
+
+    /// The guarantee the last generation had (the driver's rule).
+    pub fn exactness(&self) -> Exactness {
+        Exactness::of(self.inner.largest_pass(), self.inner.max_exact_pass())
     }
 }
 
@@ -381,204 +552,19 @@ impl Strategy for Lookahead {
     }
 
     fn start(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        self.check(ctx)?;
-        let t = Instant::now();
-        self.largest_batch = 0;
-        self.pool.clear();
-        // Start optimistic (as if every step emitted N tokens), so the first
-        // steps are lookahead steps that measure what it really gives.
-        self.gain = self.config.ngram as f64;
-        self.plain_left = 0;
-        self.backoff = MIN_BACKOFF;
-        self.init_window(ctx.tokens);
-        self.output_from = ctx.pending_pos();
-        if self.config.seed_pool_from_prompt {
-            self.add_text_ngrams(ctx.tokens, 0);
-        }
-        // The prefill wrote the committed text to sequence 0 only; every
-        // window and candidate sequence attends to it too.
-        let p = ctx.pending_pos();
-        ctx.target.remove_from(-1, p)?;
-        for s in 1..self.config.sequences_needed() as SeqId {
-            ctx.target.copy_seq(0, s, 0)?;
-        }
-        ctx.stats.draft_seconds += t.elapsed().as_secs_f64();
-        Ok(())
+        self.inner.start(ctx)
     }
 
     fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        self.check(ctx)?;
-        let w = self.config.window;
-        let n = self.config.ngram;
-        let g_max = self.config.candidates;
-        let x = ctx.pending();
-        let p = ctx.pending_pos();
-
-        // The farthest position the batch reaches: P + max(W+N−3, N−1).
-        let extent = (w + n - 3).max(n - 1);
-        if p + extent >= ctx.target.n_ctx() {
-            return self.plain_step(ctx);
-        }
-        if self.plain_left > 0 {
-            self.plain_left -= 1;
-            self.plain_step(ctx)?;
-            if self.config.pool_from_output {
-                self.output_from = self.add_text_ngrams(ctx.tokens, self.output_from);
-            }
-            return Ok(());
-        }
-
-        let t_draft = Instant::now();
-        // Candidates: the pool's continuations under x.
-        self.candidates.clear();
-        self.candidates
-            .extend(self.pool.get(x).take(g_max).map(<[TokenId]>::to_vec));
-        let g = self.candidates.len();
-
-        let batch = &mut *ctx.batch;
-        batch.clear();
-        let mut row = 0usize;
-        // 1. x on every sequence, 0 first.
-        self.seq_scratch.clear();
-        self.seq_scratch.extend(0..(w + g_max + 1) as SeqId);
-        batch.add(x, p, &self.seq_scratch, true);
-        row += 1;
-        // 2. candidates, each on its own sequence.
-        self.candidate_rows.resize_with(g, Vec::new);
-        for (c, cand) in self.candidates.iter().enumerate() {
-            let seq = (w + 1 + c) as SeqId;
-            let rows = &mut self.candidate_rows[c];
-            rows.clear();
-            for (v, &t) in cand.iter().enumerate() {
-                batch.add(t, p + 1 + v, &[seq], true);
-                rows.push(row);
-                row += 1;
-            }
-        }
-        // 3. level 0, columns 1..W−1, shared by the branches to their right.
-        for i in 1..w {
-            self.seq_scratch.clear();
-            self.seq_scratch.extend((i + 1) as SeqId..=w as SeqId);
-            batch.add(self.window[0][i], p + i, &self.seq_scratch, false);
-        }
-        // 4. levels 1..N−2 of every column, logits at the last level.
-        self.last_rows.clear();
-        for j in 1..n - 1 {
-            let last = j == n - 2;
-            for i in 0..w {
-                batch.add(self.window[j][i], p + i + j, &[(i + 1) as SeqId], last);
-                if last {
-                    self.last_rows.push(row);
-                    row += 1;
-                }
-            }
-        }
-        debug_assert_eq!(batch.len(), self.config.batch_len(g));
-        debug_assert_eq!(batch.n_outputs(), row);
-        self.largest_batch = self.largest_batch.max(batch.len());
-        let t_eval = Instant::now();
-        ctx.stats.draft_seconds += (t_eval - t_draft).as_secs_f64();
-
-        ctx.target.eval(ctx.batch, ctx.logits)?;
-        let t_sample = Instant::now();
-        ctx.stats.target_passes += 1;
-        ctx.stats.largest_pass = ctx.stats.largest_pass.max(self.largest_batch);
-        ctx.stats.verify_seconds += (t_sample - t_eval).as_secs_f64();
-
-        // Greedy acceptance: out(x), then walk the candidates that agree with
-        // everything emitted so far.
-        let logits = &*ctx.logits;
-        let limit = ctx.max_new.max(1);
-        self.emitted.clear();
-        let mut id = argmax(logits.row(0));
-        self.emitted.push(id);
-        let mut active: Vec<bool> = vec![true; g];
-        let mut winner = None;
-        for v in 0..n - 1 {
-            if ctx.target.is_eog(id) || self.emitted.len() >= limit {
-                break;
-            }
-            for (c, a) in active.iter_mut().enumerate() {
-                *a = *a && self.candidates[c][v] == id;
-            }
-            let Some(c) = active.iter().position(|&a| a) else {
-                break;
-            };
-            winner = Some(c);
-            id = argmax(logits.row(self.candidate_rows[c][v]));
-            self.emitted.push(id);
-        }
-        let jacobi: Vec<TokenId> = self
-            .last_rows
-            .iter()
-            .map(|&r| argmax(logits.row(r)))
-            .collect();
-        let m = self.emitted.len();
-        let t_update = Instant::now();
-        ctx.stats.sample_seconds += (t_update - t_sample).as_secs_f64();
-
-        // Harvest: per column, key = its level-0 token (x for column 0, the
-        // token actually decoded there), value = the column after the first
-        // shift: levels 1..N−2, then the Jacobi update.
-        let mut ngram = Vec::with_capacity(n - 1);
-        for (i, &new_last) in jacobi.iter().enumerate() {
-            let key = if i == 0 { x } else { self.window[0][i] };
-            ngram.clear();
-            ngram.extend((1..n - 1).map(|j| self.window[j][i]));
-            ngram.push(new_last);
-            self.pool.insert(key, &ngram);
-        }
-        // Shift one level per emitted token; the new last level is the Jacobi
-        // update on the first shift and a copy of the new level 0 afterwards.
-        // (N >= 3, so there are at least two levels.)
-        let levels = self.window.len();
-        for k in 0..m {
-            self.window.rotate_left(1);
-            let (head, last) = self.window.split_at_mut(levels - 1);
-            if k == 0 {
-                last[0].copy_from_slice(&jacobi);
-            } else {
-                last[0].copy_from_slice(&head[0]);
-            }
-        }
-        ctx.stats.draft_seconds += t_update.elapsed().as_secs_f64();
-
-        // Statistics: every candidate's tokens were verified; the winner's
-        // first m−1 were used.
-        for c in 0..g {
-            let used = if winner == Some(c) { m - 1 } else { 0 };
-            ctx.stats.record_verdict(n - 1, used);
-        }
-        if m > 1 {
-            ctx.stats.pool_hits += 1;
-        }
-
-        // KV cleanup: the committed text is now tokens[..P'] with P' = P + m.
-        let new_p = p + m;
-        ctx.target.remove_from(-1, new_p)?;
-        if let (Some(c), true) = (winner, m > 1) {
-            let s = (w + 1 + c) as SeqId;
-            ctx.target.keep_only(s)?;
-            ctx.target.copy_seq(s, 0, 0)?;
-            for t in 1..(w + g_max + 1) as SeqId {
-                if t != s {
-                    ctx.target.copy_seq(0, t, 0)?;
-                }
-            }
-        }
-        ctx.tokens.extend_from_slice(&self.emitted);
-        self.account(self.config.batch_len(g), self.emitted.len());
-        if self.config.pool_from_output {
-            self.output_from = self.add_text_ngrams(ctx.tokens, self.output_from);
-        }
-        Ok(())
+        self.inner.step(ctx)
     }
 
-    fn exactness(&self) -> Exactness {
-        match self.config.max_exact_batch {
-            Some(b) if self.largest_batch > b => Exactness::KernelLevel,
-            _ => Exactness::BitIdentical,
-        }
+    fn max_exact_pass(&self) -> usize {
+        self.inner.max_exact_pass()
+    }
+
+    fn finish(&mut self, stats: &mut RunStats) {
+        self.inner.finish(stats)
     }
 }
 
@@ -640,11 +626,6 @@ mod tests {
             );
             assert!(Lookahead::new(c).is_err());
         }
-        let c = LookaheadConfig {
-            max_exact_batch: Some(0),
-            ..Default::default()
-        };
-        assert!(c.validate().is_err());
         for (w, n, g) in [(1, 3, 1), (15, 5, 15), (1, MAX_NGRAM, 1)] {
             assert!(LookaheadConfig::new(w, n, g).validate().is_ok());
         }
@@ -760,7 +741,7 @@ mod tests {
 
     #[test]
     fn window_starts_from_the_prompt() {
-        let mut s = Lookahead::new(LookaheadConfig::new(3, 3, 1)).unwrap();
+        let mut s = LookaheadDrafter::new(LookaheadConfig::new(3, 3, 1)).unwrap();
         // x = 7 occurred at 1: the cycle 7, 5, 6 continues periodically.
         s.init_window(&[4, 7, 5, 6, 7]);
         assert_eq!(s.window(), &[vec![7, 5, 6], vec![5, 6, 7]]);
@@ -810,7 +791,7 @@ mod tests {
 
     #[test]
     fn text_ngrams_are_added_once_complete() {
-        let mut s = Lookahead::new(LookaheadConfig::new(1, 3, 2)).unwrap();
+        let mut s = LookaheadDrafter::new(LookaheadConfig::new(1, 3, 2)).unwrap();
         assert_eq!(s.add_text_ngrams(&[5, 6, 7, 8], 0), 2);
         assert_eq!(s.pool().get(5).collect::<Vec<_>>(), vec![&[6, 7][..]]);
         assert_eq!(s.pool().get(6).collect::<Vec<_>>(), vec![&[7, 8][..]]);
@@ -854,18 +835,14 @@ mod tests {
             max_tokens: 10,
             ..Default::default()
         };
-        let mut s = Lookahead::new(LookaheadConfig {
-            max_exact_batch: Some(3),
-            ..LookaheadConfig::new(1, 3, 1)
-        })
-        .unwrap();
+        let exact_upto = |size| CostModel {
+            max_exact_pass: size,
+            ..CostModel::new()
+        };
+        let mut s = Lookahead::with_costs(LookaheadConfig::new(1, 3, 1), exact_upto(3)).unwrap();
         generate(&mut m, &mut s, &[0], &params, &mut |_| true).unwrap();
         assert_eq!(s.exactness(), Exactness::KernelLevel);
-        let mut s = Lookahead::new(LookaheadConfig {
-            max_exact_batch: Some(64),
-            ..LookaheadConfig::new(1, 3, 1)
-        })
-        .unwrap();
+        let mut s = Lookahead::with_costs(LookaheadConfig::new(1, 3, 1), exact_upto(64)).unwrap();
         generate(&mut m, &mut s, &[0], &params, &mut |_| true).unwrap();
         assert_eq!(s.exactness(), Exactness::BitIdentical);
     }
@@ -905,13 +882,10 @@ mod tests {
         )
         .unwrap();
         // Every pass of more than one token costs ten one-token passes.
-        let mut costs = vec![1.0];
-        costs.extend(std::iter::repeat_n(10.0, 15));
-        let mut s = Lookahead::new(LookaheadConfig {
-            pass_costs: costs,
-            ..LookaheadConfig::new(1, 3, 1)
-        })
-        .unwrap();
+        let mut seconds = vec![1.0];
+        seconds.extend(std::iter::repeat_n(10.0, 15));
+        let costs = CostModel::calibrated(&seconds, 0.0, 1);
+        let mut s = Lookahead::with_costs(LookaheadConfig::new(1, 3, 1), costs).unwrap();
         let mut m = target.clone();
         let g = generate(&mut m, &mut s, &prompt, &params, &mut |_| true).unwrap();
         assert_eq!(g.tokens, base.tokens);

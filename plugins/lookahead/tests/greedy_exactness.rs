@@ -9,7 +9,8 @@ use augur_core::testing::{assert_greedy_matches, generate_greedy, InMemoryModel}
 use augur_core::{
     generate, CoreError, GenerateParams, Rng, SamplingParams, StopReason, Strategy, TokenId,
 };
-use augur_lookahead::{Evidence, Lookahead, LookaheadConfig, PromptLookup, PromptLookupConfig};
+use augur_lookahead::{Lookahead, LookaheadConfig};
+use augur_prompt_lookup::{Evidence, PromptLookup, PromptLookupConfig};
 
 /// One test case: a model, a prompt and a token limit.
 struct Case {
@@ -191,7 +192,7 @@ fn prompt_lookup_matches_baseline() {
             ngram_max: 8,
             draft_max: 16,
             draft_cost: 0.05,
-            prior_rates: [0.2; augur_lookahead::RUN_CLASS_COUNT],
+            prior_rates: [0.2; augur_prompt_lookup::RUN_CLASS_COUNT],
             decay: 0.5,
             ..Default::default()
         },

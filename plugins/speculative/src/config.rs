@@ -2,23 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::costs::Costs;
+use augur_core::{
+    BuildEnv, Built, CoreError, CostModel, DraftLength, DraftSettings, SettingKey, StrategyPlugin,
+};
+
 use crate::error::SpeculativeError;
 
-/// How many tokens to draft per step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DraftLength {
-    /// Always draft this many (capped by `draft_max` and what is left to generate).
-    Fixed(usize),
-    /// Choose the length each step from the measured acceptance and costs
-    /// (see [`crate::choose_draft_len`]); back off to plain decoding when
-    /// speculation does not pay.
-    #[default]
-    Adaptive,
-}
-
-/// Settings of [`crate::Speculative`] (and of [`crate::DraftVerify`]).
+/// Settings of speculative decoding with a draft model ([`crate::build`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SpeculativeConfig {
@@ -36,7 +26,8 @@ pub struct SpeculativeConfig {
     /// Fixed or adaptive draft length.
     pub mode: DraftLength,
     /// Calibrated costs (from an earlier run or a calibration on this
-    /// machine). When given, they are used as they are and the run's own
+    /// machine), with the bit-exact pass size. When fixed
+    /// ([`CostModel::fixed`]), they are used as they are and the run's own
     /// timings are ignored, so the adaptive draft length depends only on the
     /// seed and the text: with sampling the same seed gives the same text,
     /// and at temperature 0 the same pass sizes (hence the same kernel-level
@@ -46,16 +37,14 @@ pub struct SpeculativeConfig {
     /// are learned from the run either way: they depend only on the run's own
     /// verdicts, and start afresh with every generation, so "same seed, same
     /// text" holds for every generation of a strategy object.
-    pub initial_costs: Option<Costs>,
-    /// Bit-exact mode: verification passes never exceed `max_exact_pass`.
+    pub initial_costs: Option<CostModel>,
+    /// Bit-exact mode: verification passes never exceed the cost model's
+    /// bit-exact size ([`CostModel::max_exact_pass`]; unknown means only
+    /// one-token passes, so bit-exact mode then decodes plainly).
     pub exact: bool,
-    /// The largest target pass size whose logits calibration found
-    /// bit-identical to one-token passes; `None` means only size 1 is known to
-    /// be (so bit-exact mode then decodes plainly).
-    pub max_exact_pass: Option<usize>,
     /// Pipelined mode: a draft thread drafts the next proposal while the
-    /// target verifies this one ([`crate::PipelinedSpeculative`]; build
-    /// either mode with [`crate::build`]).
+    /// target verifies this one ([`crate::PipelinedDrafter`]), where the cost
+    /// model predicts that the overlap pays ([`crate::build`]).
     pub pipeline: bool,
 }
 
@@ -68,7 +57,6 @@ impl Default for SpeculativeConfig {
             mode: DraftLength::Adaptive,
             initial_costs: None,
             exact: false,
-            max_exact_pass: None,
             pipeline: false,
         }
     }
@@ -92,31 +80,95 @@ impl SpeculativeConfig {
                 self.draft_p_min
             )));
         }
-        if self.max_exact_pass == Some(0) {
-            return Err(SpeculativeError::InvalidConfig(
-                "max-exact-pass must be at least 1 (a one-token pass is always exact)".into(),
-            ));
-        }
         Ok(())
+    }
+
+    /// The settings the draft-then-verify driver applies.
+    pub fn draft_settings(&self) -> DraftSettings {
+        let draft_max = match self.mode {
+            DraftLength::Fixed(g) => self.draft_max.min(g),
+            DraftLength::Adaptive => self.draft_max,
+        };
+        DraftSettings {
+            draft_max,
+            draft_min: self.draft_min,
+            exact: self.exact,
+        }
     }
 
     /// The largest number of drafts one verification may carry under these
     /// settings (before the per-step limits of context and tokens wanted).
     pub fn draft_cap(&self) -> usize {
-        let mut cap = self.draft_max;
-        if let DraftLength::Fixed(g) = self.mode {
-            cap = cap.min(g);
-        }
-        if self.exact {
-            cap = cap.min(self.max_exact_pass.unwrap_or(1).saturating_sub(1));
-        }
-        cap
+        self.draft_settings().cap(&self.cost_model())
     }
 
     /// True if a target pass over `size` tokens is known to give logits
     /// bit-identical to one-token passes.
     pub fn pass_is_exact(&self, size: usize) -> bool {
-        size <= self.max_exact_pass.unwrap_or(1).max(1)
+        self.cost_model().pass_is_exact(size)
+    }
+
+    /// The cost model a strategy with these settings starts from: the given
+    /// costs, or none yet (measured during the run).
+    pub fn cost_model(&self) -> CostModel {
+        self.initial_costs
+            .clone()
+            .unwrap_or_else(CostModel::measured)
+    }
+}
+
+impl StrategyPlugin for SpeculativeConfig {
+    const NAME: &'static str = crate::NAME;
+    const SUMMARY: &'static str =
+        "a draft model proposes tokens, the target verifies them in one pass";
+    const KEYS: &'static [SettingKey] = &[
+        SettingKey::DraftMax,
+        SettingKey::DraftMin,
+        SettingKey::DraftPMin,
+        SettingKey::Pipeline,
+    ];
+    const NEEDS_DRAFT: bool = true;
+
+    fn set(&mut self, key: SettingKey, value: &str) -> Result<(), String> {
+        match key {
+            // A fixed draft length (the adaptive one is the default).
+            SettingKey::DraftMax => {
+                let fixed = SpeculativeConfig::fixed(key.usize(value)?);
+                self.draft_max = fixed.draft_max;
+                self.mode = fixed.mode;
+            }
+            SettingKey::DraftMin => self.draft_min = key.usize(value)?,
+            SettingKey::DraftPMin => self.draft_p_min = key.f64(value)?,
+            SettingKey::Pipeline => self.pipeline = key.bool(value)?,
+            other => return Err(format!("{} has no setting {other}", crate::NAME)),
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), CoreError> {
+        Ok(SpeculativeConfig::validate(self)?)
+    }
+
+    fn largest_pass(&self) -> usize {
+        self.draft_settings().draft_max + 1
+    }
+
+    fn build(&self, env: BuildEnv) -> Result<Built, CoreError> {
+        let draft = env.draft.ok_or_else(|| {
+            CoreError::InvalidParameter(
+                "the speculative strategy needs a draft model (-md FILE)".into(),
+            )
+        })?;
+        let mut config = self.clone();
+        if config.initial_costs.is_none() {
+            config.initial_costs = env.costs;
+        }
+        config.exact = config.exact || env.bit_exact;
+        let (strategy, why) = crate::build(draft, config);
+        Ok(Built {
+            strategy,
+            notes: why.into_iter().collect(),
+        })
     }
 }
 
@@ -133,7 +185,10 @@ mod tests {
         assert_eq!(SpeculativeConfig::fixed(12).draft_cap(), 12);
         let exact = SpeculativeConfig {
             exact: true,
-            max_exact_pass: Some(3),
+            initial_costs: Some(CostModel {
+                max_exact_pass: 3,
+                ..CostModel::measured()
+            }),
             ..SpeculativeConfig::fixed(8)
         };
         assert_eq!(exact.draft_cap(), 2);
@@ -156,18 +211,13 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.validate().is_err());
-        let bad = SpeculativeConfig {
-            max_exact_pass: Some(0),
-            ..Default::default()
-        };
-        assert!(bad.validate().is_err());
     }
 
     #[test]
     fn config_round_trips_and_fills_defaults() {
         let c = SpeculativeConfig {
             mode: DraftLength::Fixed(4),
-            initial_costs: Some(Costs::from_throughput(&[(1, 10.0)], 0.01)),
+            initial_costs: Some(CostModel::from_throughput(&[(1, 10.0)], 0.01)),
             ..Default::default()
         };
         let s = serde_json::to_string(&c).unwrap();

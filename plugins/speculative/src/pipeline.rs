@@ -52,7 +52,7 @@
 //! # Same seed, same text
 //!
 //! The drafts do not depend on timing (above), nor do the draft lengths when
-//! the costs are given ([`crate::Tuner`]). On real backends a pass's logits
+//! the costs are given ([`augur_core::Tuner`]). On real backends a pass's logits
 //! can also round differently with its size, so which tokens share a draft
 //! pass is fixed by the text too: each draft and each verdict's token alone,
 //! the tokens of plain steps together, whether the draft thread had drafted
@@ -74,25 +74,21 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use augur_core::model::RunLogits;
-use augur_core::strategy::Exactness;
 use augur_core::{
-    Batch, CoreError, LogitRows, Model, Proposal, Rng, SamplingParams, SparseDist, StepContext,
-    Strategy, TokenId,
+    Batch, CoreError, DraftRequest, Drafter, LogitRows, Model, Proposal, Rng, RunStats,
+    SamplingParams, SparseDist, TokenId, VerifyOutcome,
 };
 use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::config::SpeculativeConfig;
-use crate::costs::{CostModel, Costs};
-use crate::drafter::top_probability;
 use crate::error::SpeculativeError;
-use crate::tuner::Tuner;
+use crate::model_drafter::top_probability;
 
 /// Draft threads running now, in this process.
 static LIVE_WORKERS: AtomicUsize = AtomicUsize::new(0);
 
-/// How many draft threads of [`PipelinedSpeculative`] are running in this
+/// How many draft threads of [`PipelinedDrafter`] are running in this
 /// process. Every generation's thread is joined when the generation ends
 /// (however it ends), so this is 0 whenever no generation is under way.
 pub fn live_workers() -> usize {
@@ -661,77 +657,63 @@ struct Handle<D> {
     thread: JoinHandle<(D, Totals)>,
 }
 
-/// Pipelined speculative decoding with a draft model `D` (a concrete model
-/// type, or `Box<dyn Model + Send>`): while the target verifies proposal k,
-/// a draft thread already drafts proposal k + 1 (see the module
-/// documentation for the protocol and why the output stays exact).
+/// A draft model drafting ahead on a thread of its own: while the target
+/// verifies proposal k, the thread already drafts proposal k + 1 (see the
+/// module documentation for the protocol and why the output stays exact).
+/// It is a [`Drafter`] like any other: the draft-then-verify driver, the
+/// verify step and the cost model are the ones every strategy uses; only
+/// where the drafts are made differs.
 ///
-/// The same seed gives the same text whatever the threads' timing. The draft
-/// length follows the [`Tuner`] with the [`CostModel::Pipelined`] cost model;
-/// with [`SpeculativeConfig::initial_costs`] it depends on the text only.
-/// `config.pipeline` is not consulted (this type is the pipelined mode; see
-/// [`crate::build`]).
-pub struct PipelinedSpeculative<D: Model + Send + 'static> {
+/// The same seed gives the same text whatever the threads' timing; how many
+/// tokens are asked for is the [`augur_core::Tuned`] wrapper's choice (with
+/// the pipelined timing, [`augur_core::cost::Timing::Pipelined`]).
+pub struct PipelinedDrafter<D: Model + Send + 'static> {
     /// The draft model between generations (on the draft thread during one).
     draft: Option<D>,
-    config: SpeculativeConfig,
-    tuner: Tuner,
-    proposal: Proposal,
+    p_min: f64,
     worker: Option<Handle<D>>,
     /// The draft thread's text agrees with the true text on this many tokens.
     synced: usize,
     /// The true text after `synced`, as of the end of the last step.
     unsynced: Vec<TokenId>,
+    /// The step just made asked the draft thread for a proposal.
+    asked: bool,
     /// The draft thread's counters as of its last reply.
     seen: Totals,
     stats: PipelineStats,
-    largest_pass: usize,
-    all_passes_exact: bool,
     #[cfg(test)]
-    flaw: Flaw,
+    pub(crate) flaw: Flaw,
     #[cfg(test)]
-    guess: Option<TokenId>,
+    pub(crate) guess: Option<TokenId>,
 }
 
-impl<D: Model + Send + 'static> fmt::Debug for PipelinedSpeculative<D> {
+impl<D: Model + Send + 'static> fmt::Debug for PipelinedDrafter<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipelinedSpeculative")
-            .field("config", &self.config)
-            .field("tuner", &self.tuner)
+        f.debug_struct("PipelinedDrafter")
             .field("running", &self.worker.is_some())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
 }
 
-impl<D: Model + Send + 'static> PipelinedSpeculative<D> {
-    /// Pipelined speculative decoding drafting with `draft`.
-    pub fn new(draft: D, config: SpeculativeConfig) -> Self {
-        let tuner = Tuner::new(config.mode, config.initial_costs.clone())
-            .with_cost_model(CostModel::Pipelined);
+impl<D: Model + Send + 'static> PipelinedDrafter<D> {
+    /// Drafting ahead with `draft`; drafting stops where the draft's top-1
+    /// probability falls below `p_min` (0 disables).
+    pub fn new(draft: D, p_min: f64) -> Self {
         Self {
             draft: Some(draft),
-            config,
-            tuner,
-            proposal: Proposal::new(),
+            p_min,
             worker: None,
             synced: 0,
             unsynced: Vec::new(),
+            asked: false,
             seen: Totals::default(),
             stats: PipelineStats::default(),
-            largest_pass: 0,
-            all_passes_exact: true,
             #[cfg(test)]
             flaw: Flaw::None,
             #[cfg(test)]
             guess: None,
         }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn with_flaw(mut self, flaw: Flaw) -> Self {
-        self.flaw = flaw;
-        self
     }
 
     /// The draft model; `None` during a generation (it is on the draft
@@ -746,45 +728,12 @@ impl<D: Model + Send + 'static> PipelinedSpeculative<D> {
         self.draft.take()
     }
 
-    /// The settings.
-    pub fn config(&self) -> &SpeculativeConfig {
-        &self.config
-    }
-
-    /// The current cost estimates (the initial ones, if given).
-    pub fn costs(&self) -> Costs {
-        self.tuner.costs().clone()
-    }
-
-    /// The draft-length tuner.
-    pub fn tuner(&self) -> &Tuner {
-        &self.tuner
-    }
-
-    /// The largest target pass (tokens) of the last generation.
-    pub fn largest_pass(&self) -> usize {
-        self.largest_pass
-    }
-
-    /// What the pipeline did in the last generation (complete once it
-    /// ended).
+    /// What the pipeline did in the last (or current) generation.
     pub fn pipeline_stats(&self) -> &PipelineStats {
         &self.stats
     }
 
-    /// Seconds the draft thread spent on drafts that were thrown away, in the
-    /// last generation.
-    pub fn wasted_draft_seconds(&self) -> f64 {
-        self.stats.wasted_seconds
-    }
-
-    /// (held, tried): how often the guess of the bonus token held, in the
-    /// last generation.
-    pub fn guesses(&self) -> (u64, u64) {
-        (self.stats.guesses_held, self.stats.guesses_tried)
-    }
-
-    /// True while this strategy's draft thread runs.
+    /// True while a draft thread is running (during a generation).
     pub fn worker_running(&self) -> bool {
         self.worker.is_some()
     }
@@ -795,8 +744,8 @@ impl<D: Model + Send + 'static> PipelinedSpeculative<D> {
             return;
         };
         // The request channel is empty here (a request is only ever
-        // outstanding inside `step`), so this does not block; if the thread
-        // already ended, it fails, which is fine.
+        // outstanding inside `propose`), so this does not block; if the
+        // thread already ended, it fails, which is fine.
         let _ = w.requests.try_send(Request::Stop {
             keep: self.synced,
             tail: std::mem::take(&mut self.unsynced),
@@ -846,17 +795,17 @@ impl<D: Model + Send + 'static> PipelinedSpeculative<D> {
         }
     }
 
-    fn check_draft(&self, model: &D, ctx: &StepContext<'_>) -> Result<(), SpeculativeError> {
-        let (draft, target) = (model.n_vocab(), ctx.target.n_vocab());
+    fn check_draft(model: &D, tokens: &[TokenId], n_vocab: usize) -> Result<(), SpeculativeError> {
+        let (draft, target) = (model.n_vocab(), n_vocab);
         if draft != target {
             return Err(SpeculativeError::VocabMismatch { draft, target });
         }
         if !model.supports_rollback() {
             return Err(SpeculativeError::DraftRollbackUnsupported);
         }
-        if ctx.tokens.len() > model.n_ctx() {
+        if tokens.len() > model.n_ctx() {
             return Err(SpeculativeError::DraftContextTooSmall {
-                needed: ctx.tokens.len(),
+                needed: tokens.len(),
                 n_ctx: model.n_ctx(),
             });
         }
@@ -864,22 +813,25 @@ impl<D: Model + Send + 'static> PipelinedSpeculative<D> {
     }
 }
 
-impl<D: Model + Send + 'static> Strategy for PipelinedSpeculative<D> {
+impl<D: Model + Send + 'static> Drafter for PipelinedDrafter<D> {
     fn name(&self) -> &'static str {
-        crate::NAME
+        "draft-model"
     }
 
-    fn start(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
+    fn start(
+        &mut self,
+        tokens: &[TokenId],
+        target_n_vocab: usize,
+        sampling: &SamplingParams,
+    ) -> Result<(), CoreError> {
         // A thread left over from a generation that did not finish.
         self.stop_worker();
-        self.config.validate()?;
-        self.tuner.new_generation();
         let Some(mut model) = self.draft.take() else {
             return Err(internal(
                 "the draft model was lost when its thread panicked".into(),
             ));
         };
-        if let Err(e) = self.check_draft(&model, ctx) {
+        if let Err(e) = Self::check_draft(&model, tokens, target_n_vocab) {
             self.draft = Some(model);
             return Err(e.into());
         }
@@ -889,13 +841,12 @@ impl<D: Model + Send + 'static> Strategy for PipelinedSpeculative<D> {
         }
         self.stats = PipelineStats::default();
         self.seen = Totals::default();
-        self.largest_pass = 0;
-        self.all_passes_exact = true;
-        self.synced = ctx.tokens.len();
+        self.synced = tokens.len();
         self.unsynced.clear();
+        self.asked = false;
 
         #[allow(unused_mut)]
-        let mut worker = Worker::new(model, ctx.sampling, self.config.draft_p_min, ctx.tokens);
+        let mut worker = Worker::new(model, sampling, self.p_min, tokens);
         #[cfg(test)]
         {
             worker.flaw = self.flaw;
@@ -921,7 +872,12 @@ impl<D: Model + Send + 'static> Strategy for PipelinedSpeculative<D> {
         Ok(())
     }
 
-    fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
+    fn propose(
+        &mut self,
+        req: &DraftRequest<'_>,
+        _rng: &mut Rng,
+        out: &mut Proposal,
+    ) -> Result<(), CoreError> {
         let failed = self
             .worker
             .as_ref()
@@ -929,95 +885,69 @@ impl<D: Model + Send + 'static> Strategy for PipelinedSpeculative<D> {
         if failed {
             return Err(self.worker_failure());
         }
-        let n = ctx.tokens.len();
-        let cap = self.config.draft_cap().min(ctx.max_drafts());
-        let gamma = self.tuner.plan(self.config.draft_min, cap);
-
-        self.proposal.truncate(0);
-        let drafted = gamma > 0;
-        if drafted {
-            // The proposal, the guess after it and a next proposal as long;
-            // nothing past the last token the generation may emit.
-            let horizon = (n + 2 * gamma + 1)
-                .min((n - 1).saturating_add(ctx.max_new))
-                .min(ctx.target.n_ctx());
-            let tail = std::mem::take(&mut self.unsynced);
-            let t0 = Instant::now();
-            let reply = self.exchange(Request::Draft {
-                keep: self.synced,
-                tail,
-                want: gamma,
-                horizon,
-            })?;
-            self.stats.wait_seconds += t0.elapsed().as_secs_f64();
-            if reply.start != n || reply.tokens.len() > gamma || reply.q.len() != reply.tokens.len()
-            {
-                return Err(internal(format!(
-                    "the draft thread proposed {} drafts at position {} for a text of {n} tokens",
-                    reply.tokens.len(),
-                    reply.start
-                )));
-            }
-            let t = reply.totals;
-            ctx.stats.draft_seconds += t.draft_seconds - self.seen.draft_seconds;
-            ctx.stats.draft_passes += t.draft_passes - self.seen.draft_passes;
-            self.tuner.record_draft(
-                t.step_seconds - self.seen.step_seconds,
-                t.steps - self.seen.steps,
-            );
-            self.seen = t;
-            self.absorb(t);
-            #[cfg(test)]
-            {
-                self.guess = reply.guess;
-            }
-            self.proposal.tokens = reply.tokens;
-            self.proposal.q = reply.q;
-            // Dropping a short proposal is exact only at temperature 0: with
-            // sampling, whether it came out short depends on the drafts drawn.
-            if ctx.sampling.is_greedy() && self.proposal.len() < self.config.draft_min {
-                self.proposal.truncate(0);
-            }
+        let gamma = req.max;
+        self.asked = gamma > 0;
+        if gamma == 0 {
+            return Ok(());
         }
-
-        let size = 1 + self.proposal.len().min(ctx.max_drafts());
-        let verify_before = ctx.stats.verify_seconds;
-        let verdict = ctx.verify_proposal(&self.proposal)?;
-        self.tuner
-            .record_target_pass(size, ctx.stats.verify_seconds - verify_before);
-        if size > 1 {
-            self.tuner.record_verdict(size - 1, verdict.accepted);
+        let n = req.tokens.len();
+        // The proposal, the guess after it and a next proposal as long;
+        // nothing past the last token the generation may emit or the context.
+        let horizon = (n + 2 * gamma + 1)
+            .min((n - 1).saturating_add(req.remaining))
+            .min(n + req.room);
+        let tail = std::mem::take(&mut self.unsynced);
+        let t0 = Instant::now();
+        let reply = self.exchange(Request::Draft {
+            keep: self.synced,
+            tail,
+            want: gamma,
+            horizon,
+        })?;
+        self.stats.wait_seconds += t0.elapsed().as_secs_f64();
+        if reply.start != n || reply.tokens.len() > gamma || reply.q.len() != reply.tokens.len() {
+            return Err(internal(format!(
+                "the draft thread proposed {} drafts at position {} for a text of {n} tokens",
+                reply.tokens.len(),
+                reply.start
+            )));
         }
-        self.largest_pass = self.largest_pass.max(size);
-        self.all_passes_exact &= self.config.pass_is_exact(size);
-
+        let t = reply.totals;
+        let steps = t.steps - self.seen.steps;
+        out.draft_passes = t.draft_passes - self.seen.draft_passes;
+        // The draft thread's own time per draft step, not the wait: that is
+        // what the cost model's draft step means.
+        out.draft_seconds = if steps > 0 {
+            (t.step_seconds - self.seen.step_seconds) / steps as f64 * out.draft_passes as f64
+        } else {
+            0.0
+        };
+        self.seen = t;
+        self.absorb(t);
         #[cfg(test)]
-        if self.flaw == Flaw::TrustGuess && drafted && verdict.accepted == self.proposal.len() {
-            if let Some(g) = self.guess.take() {
-                ctx.tokens.pop();
-                ctx.tokens.push(g);
-            }
+        {
+            self.guess = reply.guess;
         }
-
-        if drafted {
-            // The draft thread's text was the true text through the proposal.
-            self.synced = n + verdict.accepted;
-            self.unsynced.clear();
+        for (x, q) in reply.tokens.into_iter().zip(reply.q) {
+            out.push(x, q, 1.0);
         }
-        let have = self.synced + self.unsynced.len();
-        self.unsynced.extend_from_slice(&ctx.tokens[have..]);
         Ok(())
     }
 
-    fn exactness(&self) -> Exactness {
-        if self.all_passes_exact {
-            Exactness::BitIdentical
-        } else {
-            Exactness::KernelLevel
+    fn on_verdict(&mut self, tokens: &[TokenId], outcome: &VerifyOutcome) -> Result<(), CoreError> {
+        if std::mem::take(&mut self.asked) {
+            // The draft thread's text was the true text through the proposal.
+            let n = tokens.len() - outcome.emitted();
+            self.synced = n + outcome.accepted;
+            self.unsynced.clear();
         }
+        let have = self.synced + self.unsynced.len();
+        self.unsynced
+            .extend_from_slice(&tokens[have.min(tokens.len())..]);
+        Ok(())
     }
 
-    fn finish(&mut self, stats: &mut augur_core::RunStats) {
+    fn finish(&mut self, stats: &mut RunStats) {
         self.stop_worker();
         // The draft thread's figures are complete only now that it has ended.
         let p = &self.stats;
@@ -1030,7 +960,7 @@ impl<D: Model + Send + 'static> Strategy for PipelinedSpeculative<D> {
     }
 }
 
-impl<D: Model + Send + 'static> Drop for PipelinedSpeculative<D> {
+impl<D: Model + Send + 'static> Drop for PipelinedDrafter<D> {
     fn drop(&mut self) {
         self.stop_worker();
     }

@@ -14,8 +14,9 @@
 mod common;
 
 use augur_core::testing::{unfiltered, InMemoryModel};
+use augur_core::CostModel;
 use augur_core::{generate, GenerateParams, Generation, SamplingParams, Strategy};
-use augur_speculative::{Costs, PipelinedSpeculative, Speculative, SpeculativeConfig};
+use augur_speculative::{PipelinedSpeculative, Speculative, SpeculativeConfig};
 
 use common::{Delay, Wrapped};
 
@@ -29,9 +30,9 @@ fn draft() -> InMemoryModel {
 
 /// Calibrated costs: a memory-bound machine (a pass over up to 9 tokens
 /// costs 1 ms) and a draft step of 0.1 ms.
-fn calibrated() -> Costs {
+fn calibrated() -> CostModel {
     let throughput: Vec<(usize, f64)> = (1..=9).map(|k| (k, 1000.0 * k as f64)).collect();
-    Costs::from_throughput(&throughput, 1e-4)
+    CostModel::from_throughput(&throughput, 1e-4)
 }
 
 fn config() -> SpeculativeConfig {

@@ -23,7 +23,8 @@ use augur_core::{
     generate, CoreError, GenerateParams, Proposal, SamplingParams, StepContext, Strategy,
 };
 
-use augur_speculative::{Drafter, ModelDrafter, Speculative, SpeculativeConfig};
+use augur_core::{CostModel, DraftRequest, Drafter, VerifyOutcome};
+use augur_speculative::{ModelDrafter, Speculative, SpeculativeConfig};
 
 use common::models::{continuations, far_draft, filtered, target, uneven_draft, N, THRESHOLD};
 
@@ -99,15 +100,24 @@ impl Strategy for Control {
     }
 
     fn start(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        self.drafter.start(ctx.tokens, ctx.target.n_vocab())
+        self.drafter
+            .start(ctx.tokens, ctx.target.n_vocab(), ctx.sampling)
     }
 
     fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
         let gamma = self.gamma.min(ctx.max_drafts());
         self.proposal.truncate(0);
         if gamma > 0 {
-            self.drafter
-                .propose(ctx.tokens, gamma, ctx.sampling, ctx.rng, &mut self.proposal)?;
+            let costs = CostModel::new();
+            let req = DraftRequest {
+                tokens: ctx.tokens,
+                max: gamma,
+                remaining: ctx.max_new,
+                room: ctx.max_drafts(),
+                sampling: ctx.sampling,
+                costs: &costs,
+            };
+            self.drafter.propose(&req, ctx.rng, &mut self.proposal)?;
         }
         let n = self.proposal.len();
         let pos = ctx.pending_pos();
@@ -145,9 +155,12 @@ impl Strategy for Control {
         let drafts = self.proposal.tokens[..accepted].to_vec();
         ctx.tokens.extend_from_slice(&drafts);
         ctx.tokens.push(next);
-        if gamma > 0 {
-            self.drafter.on_verdict(ctx.tokens, accepted)?;
-        }
+        let outcome = VerifyOutcome {
+            accepted,
+            verified: n,
+            ..VerifyOutcome::default()
+        };
+        self.drafter.on_verdict(ctx.tokens, &outcome)?;
         Ok(())
     }
 }

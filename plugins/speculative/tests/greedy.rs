@@ -12,12 +12,13 @@ use augur_core::strategy::Exactness;
 use augur_core::testing::{
     assert_greedy_matches, assert_same_output, generate_greedy, InMemoryModel,
 };
-use augur_core::{generate, CoreError, Model, Rng, RunStats, SamplingParams};
+use augur_core::{generate, CoreError, Model, Rng, RunStats};
+use augur_core::{CostModel, DraftLength, DraftRequest, Drafter, VerifyOutcome};
 use augur_core::{Proposal, TokenId};
-use augur_speculative::{DraftLength, DraftVerify, Drafter, Speculative, SpeculativeConfig};
+use augur_speculative::{Speculative, SpeculativeConfig};
 
 use common::models::{sibling_pair, Pairs, EDGE_FAMILIES};
-use common::{baseline, greedy, modes, speculation_friendly_costs};
+use common::{baseline, draft_verify, exact_upto, greedy, modes, speculation_friendly_costs};
 
 /// Runs every mode over the family's seeds and prompts. Returns (drafted,
 /// accepted) totals per mode.
@@ -164,7 +165,7 @@ fn bit_exact_mode_caps_every_target_pass() {
 
     let exact = SpeculativeConfig {
         exact: true,
-        max_exact_pass: Some(3),
+        initial_costs: Some(exact_upto(3)),
         ..SpeculativeConfig::fixed(8)
     };
     let (g, sizes) = run(exact);
@@ -175,8 +176,10 @@ fn bit_exact_mode_caps_every_target_pass() {
     // Adaptive mode obeys the cap too.
     let exact_adaptive = SpeculativeConfig {
         exact: true,
-        max_exact_pass: Some(2),
-        initial_costs: Some(speculation_friendly_costs()),
+        initial_costs: Some(CostModel {
+            max_exact_pass: 2,
+            ..speculation_friendly_costs()
+        }),
         ..SpeculativeConfig::default()
     };
     let (g, sizes) = run(exact_adaptive);
@@ -199,7 +202,7 @@ fn bit_exact_mode_caps_every_target_pass() {
     assert_eq!(g.exactness, Exactness::KernelLevel);
     // ...unless calibration says those sizes are exact.
     let calibrated = SpeculativeConfig {
-        max_exact_pass: Some(5),
+        initial_costs: Some(exact_upto(5)),
         ..SpeculativeConfig::fixed(4)
     };
     let (g, _) = run(calibrated);
@@ -339,29 +342,39 @@ fn fixed_zero_is_plain_decoding() {
 #[derive(Default)]
 struct Lookup {
     verdicts: Vec<(usize, usize)>,
-    last_len: usize,
+    last_len: Option<usize>,
 }
 
 impl Drafter for Lookup {
+    fn name(&self) -> &'static str {
+        "lookup"
+    }
+
     fn propose(
         &mut self,
-        tokens: &[TokenId],
-        max: usize,
-        _sampling: &SamplingParams,
+        req: &DraftRequest<'_>,
         _rng: &mut Rng,
         out: &mut Proposal,
-    ) -> Result<u64, CoreError> {
+    ) -> Result<(), CoreError> {
+        let tokens = req.tokens;
         let last = tokens[tokens.len() - 1];
         if let Some(i) = tokens[..tokens.len() - 1].iter().rposition(|&t| t == last) {
             let next = &tokens[i + 1..];
-            *out = Proposal::deterministic(&next[..next.len().min(max)]);
+            *out = Proposal::deterministic(&next[..next.len().min(req.max)]);
         }
-        self.last_len = out.len();
-        Ok(0)
+        self.last_len = Some(out.len());
+        Ok(())
     }
 
-    fn on_verdict(&mut self, _tokens: &[TokenId], accepted: usize) -> Result<(), CoreError> {
-        self.verdicts.push((self.last_len, accepted));
+    fn on_verdict(
+        &mut self,
+        _tokens: &[TokenId],
+        outcome: &VerifyOutcome,
+    ) -> Result<(), CoreError> {
+        // Only the steps that asked for a proposal.
+        if let Some(n) = self.last_len.take() {
+            self.verdicts.push((n, outcome.accepted));
+        }
         Ok(())
     }
 }
@@ -374,10 +387,10 @@ fn any_drafter_runs_through_the_same_step() {
         let prompt = [1u32, 2, 3, 1, 2, 4, 0];
         let want = baseline(&target, &prompt, 50);
         let mut t = target.clone();
-        let mut s = DraftVerify::new("lookup", Lookup::default(), SpeculativeConfig::fixed(4));
+        let mut s = draft_verify("lookup", Lookup::default(), &SpeculativeConfig::fixed(4));
         let g = generate_greedy(&mut t, &mut s, &prompt, 50);
         assert_eq!(g.tokens, want.tokens, "seed {seed}");
-        let verdicts = &s.drafter().verdicts;
+        let verdicts = &s.drafter().inner().verdicts;
         assert!(!verdicts.is_empty());
         assert!(verdicts.iter().all(|&(n, a)| a <= n));
         assert_eq!(

@@ -21,8 +21,9 @@ mod common;
 
 use augur_core::chisq::ChiSquare;
 use augur_core::testing::{unfiltered, InMemoryModel};
+use augur_core::CostModel;
 use augur_core::SamplingParams;
-use augur_speculative::{Costs, PipelinedSpeculative, SpeculativeConfig};
+use augur_speculative::{PipelinedSpeculative, SpeculativeConfig};
 
 use common::models::{continuations, filtered, near_draft, target, uneven_draft, N, THRESHOLD};
 use common::{Delay, Wrapped};
@@ -99,7 +100,7 @@ fn stopping_rules_and_adaptive_length_follow_the_filtered_target() {
     // after unsure positions; the draft's own end-of-generation token (not
     // one for the target) ending it; draft-min, which must not drop the
     // short proposals this makes at temperature > 0.
-    let mut costs = Costs::new();
+    let mut costs = CostModel::new();
     for k in 1..=9 {
         costs.record_target(k, 1.0);
     }

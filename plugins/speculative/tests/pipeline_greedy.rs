@@ -158,7 +158,7 @@ fn boxed_drafts_and_the_builder() {
             pipeline,
             ..SpeculativeConfig::fixed(3)
         };
-        let mut s: Box<dyn Strategy + Send> = augur_speculative::build(draft, config);
+        let mut s: Box<dyn Strategy + Send> = augur_speculative::build(draft, config).0;
         assert_eq!(s.name(), "speculative");
         let mut t = target.clone();
         let g = generate_greedy(&mut t, &mut s, &[1, 2], 30);

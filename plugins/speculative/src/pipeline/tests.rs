@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::{PipelinedSpeculative, SpeculativeConfig};
 use augur_baseline::Baseline;
 use augur_core::chisq::ChiSquare;
 use augur_core::testing::{assert_greedy_matches, generate_greedy, unfiltered, InMemoryModel};

@@ -17,7 +17,31 @@ use augur_core::{
     Batch, GenerateParams, Generation, LogitRows, Model, ModelError, Rng, SamplingParams, SeqId,
     TokenId,
 };
-use augur_speculative::{Costs, SpeculativeConfig};
+use augur_core::{CostModel, DraftVerify, Drafter, Tuned};
+use augur_speculative::SpeculativeConfig;
+
+/// `drafter` under the draft-then-verify driver with the draft-length
+/// settings of `config`, as the facade assembles an application's drafter.
+pub fn draft_verify<D: Drafter>(
+    name: &'static str,
+    drafter: D,
+    config: &SpeculativeConfig,
+) -> DraftVerify<Tuned<D>> {
+    DraftVerify::new(
+        name,
+        Tuned::new(drafter, config.mode, config.draft_min),
+        config.draft_settings(),
+        config.cost_model(),
+    )
+}
+
+/// A cost model known bit-exact up to passes of `size` tokens, measured otherwise.
+pub fn exact_upto(size: usize) -> CostModel {
+    CostModel {
+        max_exact_pass: size,
+        ..CostModel::measured()
+    }
+}
 
 /// Greedy settings for `max_tokens` tokens.
 pub fn greedy(max_tokens: usize) -> GenerateParams {
@@ -32,10 +56,10 @@ pub fn baseline(target: &InMemoryModel, prompt: &[TokenId], max_tokens: usize) -
     generate_greedy(&mut target.clone(), &mut Baseline, prompt, max_tokens)
 }
 
-/// Costs of a memory-bound machine with a cheap draft, so an adaptive run
+/// The costs of a memory-bound machine with a cheap draft, so an adaptive run
 /// starts out drafting (its own measurements take over after that).
-pub fn speculation_friendly_costs() -> Costs {
-    let mut c = Costs::new();
+pub fn speculation_friendly_costs() -> CostModel {
+    let mut c = CostModel::measured();
     for k in 1..=9 {
         for _ in 0..3 {
             c.record_target(k, 0.1);

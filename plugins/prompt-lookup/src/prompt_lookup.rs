@@ -1,19 +1,21 @@
 //! Prompt lookup: drafts copied from earlier text, verified exactly.
 
-use std::time::Instant;
-
 use augur_core::strategy::Exactness;
-use augur_core::{CoreError, Proposal, StepContext, Strategy, TokenId};
+use augur_core::{
+    BuildEnv, Built, CoreError, CostModel, DraftRequest, DraftSettings, DraftVerify, Drafter,
+    Proposal, Rng, RunStats, SamplingParams, SettingKey, SparseDist, StepContext, Strategy,
+    StrategyPlugin, TokenId, VerifyOutcome,
+};
 
 use crate::budget::{
-    BudgetPolicy, CopyStats, DEFAULT_DECAY, DEFAULT_PRIOR_RATES, DEFAULT_PRIOR_WEIGHT,
-    MAX_MEASURED_PASS, RUN_CLASS_COUNT,
+    CopyStats, DEFAULT_DECAY, DEFAULT_PRIOR_RATES, DEFAULT_PRIOR_WEIGHT, RUN_CLASS_COUNT,
 };
 use crate::copy_cursor::CopyCursor;
 use crate::error::Error;
 use crate::ngram_index::{Evidence, NgramIndex, MAX_INDEX_NGRAM};
 
-const NAME: &str = "prompt-lookup";
+/// The strategy's and drafter's name.
+pub const NAME: &str = "prompt-lookup";
 
 /// Shortest n-gram matched by default. Single tokens match by chance often,
 /// but the evidence rule (2 occurrences, 66 % share) and the adaptive budget
@@ -54,12 +56,10 @@ pub struct PromptLookupConfig {
     pub ngram_max: usize,
     /// Longest draft (≥ 1).
     pub draft_max: usize,
-    /// Cost of one drafted token in single-token target passes (≥ 0); see
-    /// [`DEFAULT_DRAFT_COST`].
+    /// Cost of one drafted token in single-token target passes (≥ 0) where
+    /// no calibrated [`CostModel`] is given ([`PromptLookup::with_costs`]);
+    /// see [`DEFAULT_DRAFT_COST`].
     pub draft_cost: f64,
-    /// Measured cost of a target pass over k + 1 tokens relative to a
-    /// one-token pass, at index k (from calibration; 0 where not measured).
-    pub pass_costs: [f64; MAX_MEASURED_PASS],
     /// Acceptance rates assumed at the start of a generation, per run-length
     /// class ([`crate::RUN_CLASSES`]), each in [0, 1].
     pub prior_rates: [f64; RUN_CLASS_COUNT],
@@ -68,10 +68,6 @@ pub struct PromptLookupConfig {
     pub decay: f64,
     /// The minimum-evidence rule a continuation must pass to be drafted.
     pub evidence: Evidence,
-    /// The largest target pass whose logits are bit-identical to one-token
-    /// passes (from calibration); `None` when unknown or unlimited. Only
-    /// affects the reported [`Exactness`].
-    pub max_exact_batch: Option<usize>,
 }
 
 impl Default for PromptLookupConfig {
@@ -81,11 +77,9 @@ impl Default for PromptLookupConfig {
             ngram_max: DEFAULT_LOOKUP_NGRAM_MAX,
             draft_max: DEFAULT_DRAFT_MAX,
             draft_cost: DEFAULT_DRAFT_COST,
-            pass_costs: [0.0; MAX_MEASURED_PASS],
             prior_rates: DEFAULT_PRIOR_RATES,
             decay: DEFAULT_DECAY,
             evidence: Evidence::default(),
-            max_exact_batch: None,
         }
     }
 }
@@ -147,21 +141,13 @@ impl PromptLookupConfig {
                 "the evidence rule needs counts and percentages (0..=100) for each n-gram length",
             ));
         }
-        if self.max_exact_batch == Some(0) {
-            return Err(Error::config(
-                NAME,
-                "the largest exact batch must be at least 1",
-            ));
-        }
         Ok(())
     }
 
-    fn policy(&self) -> BudgetPolicy {
-        BudgetPolicy {
-            max_len: self.draft_max,
-            draft_cost: self.draft_cost,
-            pass_costs: self.pass_costs,
-        }
+    /// The cost model of runs without a calibration: a pass over k + 1
+    /// tokens costs 1 + k·`draft_cost` one-token passes.
+    pub fn prior_costs(&self) -> CostModel {
+        CostModel::linear(self.draft_cost, MAX_PRIOR_PASS)
     }
 
     fn stats(&self) -> CopyStats {
@@ -169,49 +155,88 @@ impl PromptLookupConfig {
     }
 }
 
-/// Prompt-lookup drafting (strategy name `prompt-lookup`).
-///
-/// Each step follows the tokens appended since the last step: the copy the
-/// output is making of earlier text ([`CopyCursor`]: its position, the edits
-/// it has learned, how reliable it has been) and an index of the longest
-/// recent n-gram that occurred earlier with a dominant continuation
-/// ([`NgramIndex`]), which finds new copies. The continuation is proposed as
-/// a deterministic draft (one-hot q, a function of the text so far) to the
-/// shared verifier, which makes the output exact in greedy and in sampling
-/// mode. [`BudgetPolicy`] sets the draft length.
-#[derive(Debug, Clone)]
-pub struct PromptLookup {
-    config: PromptLookupConfig,
-    policy: BudgetPolicy,
-    index: NgramIndex,
-    cursor: CopyCursor,
-    draft: Vec<TokenId>,
-    largest_batch: usize,
-}
+impl StrategyPlugin for PromptLookupConfig {
+    const NAME: &'static str = NAME;
+    const SUMMARY: &'static str =
+        "drafts copied from earlier text in the prompt or output; exact under sampling too";
+    const KEYS: &'static [SettingKey] = &[
+        SettingKey::DraftMax,
+        SettingKey::NgramMin,
+        SettingKey::NgramMax,
+    ];
 
-impl Default for PromptLookup {
-    fn default() -> Self {
-        let config = PromptLookupConfig::default();
-        Self::build(config)
+    fn set(&mut self, key: SettingKey, value: &str) -> Result<(), String> {
+        match key {
+            SettingKey::DraftMax => self.draft_max = key.usize(value)?,
+            SettingKey::NgramMin => self.ngram_min = key.usize(value)?,
+            SettingKey::NgramMax => self.ngram_max = key.usize(value)?,
+            other => return Err(format!("{NAME} has no setting {other}")),
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), CoreError> {
+        Ok(PromptLookupConfig::validate(self)?)
+    }
+
+    fn largest_pass(&self) -> usize {
+        self.draft_max + 1
+    }
+
+    fn build(&self, env: BuildEnv) -> Result<Built, CoreError> {
+        let costs = env.costs.unwrap_or_else(|| self.prior_costs());
+        if env.bit_exact && costs.exact_pass() <= 1 {
+            return Err(CoreError::InvalidParameter(
+                "on this model and build only one-token passes are bit-identical, so bit-exact \
+                 prompt lookup could never draft; run it without --exact"
+                    .into(),
+            ));
+        }
+        Ok(Built::plain(Box::new(PromptLookup::with_settings(
+            self.clone(),
+            costs,
+            env.bit_exact,
+        )?)))
     }
 }
 
-impl PromptLookup {
-    /// A prompt-lookup strategy with `config`, validated.
+/// Passes the prior cost model of [`PromptLookupConfig::prior_costs`] covers
+/// (longer ones follow its slope).
+const MAX_PRIOR_PASS: usize = 16;
+
+/// The prompt-lookup drafter: each step it follows the tokens appended since
+/// the last step — the copy the output is making of earlier text
+/// ([`CopyCursor`]: its position, the edits it has learned, how reliable it
+/// has been) and an index of the longest recent n-gram that occurred earlier
+/// with a dominant continuation ([`NgramIndex`]), which finds new copies —
+/// and proposes the continuation as a deterministic draft (one-hot q, a
+/// function of the text so far), each token with the acceptance rate the
+/// cursor has measured at its run length ([`CopyStats`]). How much of it is
+/// verified is the shared cost model's choice.
+#[derive(Debug, Clone)]
+pub struct PromptLookupDrafter {
+    config: PromptLookupConfig,
+    index: NgramIndex,
+    cursor: CopyCursor,
+    draft: Vec<TokenId>,
+    /// Verifications that carried a lookup draft (reported as pool hits).
+    verified: u64,
+}
+
+impl PromptLookupDrafter {
+    /// A drafter with `config`, validated.
     pub fn new(config: PromptLookupConfig) -> Result<Self, Error> {
         config.validate()?;
         Ok(Self::build(config))
     }
 
     fn build(config: PromptLookupConfig) -> Self {
-        let policy = config.policy();
         Self {
             index: NgramIndex::new(config.ngram_min, config.ngram_max),
             cursor: CopyCursor::with_stats(config.stats()),
-            policy,
             config,
             draft: Vec::new(),
-            largest_batch: 0,
+            verified: 0,
         }
     }
 
@@ -225,14 +250,8 @@ impl PromptLookup {
         &self.cursor
     }
 
-    /// The largest target pass of the current generation, in tokens.
-    pub fn largest_batch(&self) -> usize {
-        self.largest_batch
-    }
-
     /// Indexes `history` (appended tokens only) and writes into `out` the
     /// candidate draft of up to `max_len` tokens (empty when nothing matches).
-    /// Exposed so other drivers can reuse the drafter.
     ///
     /// The candidate continues the copy the output is making of earlier text
     /// ([`CopyCursor`], with the replacements it has learned) while that copy
@@ -263,11 +282,141 @@ impl PromptLookup {
         }
         self.cursor.draft(history, max_len, out);
     }
+}
 
-    fn reset(&mut self) {
+impl Drafter for PromptLookupDrafter {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start(
+        &mut self,
+        tokens: &[TokenId],
+        _target_n_vocab: usize,
+        _sampling: &SamplingParams,
+    ) -> Result<(), CoreError> {
         self.index.clear();
         self.cursor.clear();
-        self.largest_batch = 0;
+        self.index.update(tokens);
+        self.verified = 0;
+        Ok(())
+    }
+
+    fn propose(
+        &mut self,
+        req: &DraftRequest<'_>,
+        _rng: &mut Rng,
+        out: &mut Proposal,
+    ) -> Result<(), CoreError> {
+        let mut draft = std::mem::take(&mut self.draft);
+        self.candidate(req.tokens, req.max, &mut draft);
+        let (run, stats) = (self.cursor.run(), *self.cursor.stats());
+        for (i, &t) in draft.iter().enumerate() {
+            out.push(t, SparseDist::one_hot(t), stats.rate(run + i));
+        }
+        self.draft = draft;
+        Ok(())
+    }
+
+    fn on_verdict(
+        &mut self,
+        _tokens: &[TokenId],
+        outcome: &VerifyOutcome,
+    ) -> Result<(), CoreError> {
+        // The cursor sees the emitted tokens, drafted or not, at the next
+        // step; only the count is kept here.
+        if outcome.verified > 0 {
+            self.verified += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, stats: &mut RunStats) {
+        stats.pool_hits += self.verified;
+    }
+}
+
+/// Prompt-lookup drafting (strategy name `prompt-lookup`): the
+/// [`PromptLookupDrafter`] under augur-core's draft-then-verify driver, so
+/// the output is exact in greedy and in sampling mode.
+#[derive(Debug)]
+pub struct PromptLookup {
+    inner: DraftVerify<PromptLookupDrafter>,
+}
+
+impl Default for PromptLookup {
+    fn default() -> Self {
+        let config = PromptLookupConfig::default();
+        let costs = config.prior_costs();
+        Self::build(config, costs)
+    }
+}
+
+impl PromptLookup {
+    /// A prompt-lookup strategy with `config`, validated, judged by the prior
+    /// cost model ([`PromptLookupConfig::prior_costs`]).
+    pub fn new(config: PromptLookupConfig) -> Result<Self, Error> {
+        let costs = config.prior_costs();
+        Self::with_costs(config, costs)
+    }
+
+    /// A prompt-lookup strategy with `config`, judged by `costs` (a
+    /// calibration of this machine).
+    pub fn with_costs(config: PromptLookupConfig, costs: CostModel) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Self::build(config, costs))
+    }
+
+    /// A prompt-lookup strategy judged by `costs`, in bit-exact mode when
+    /// `exact` (passes never exceed the cost model's bit-exact size).
+    pub fn with_settings(
+        config: PromptLookupConfig,
+        costs: CostModel,
+        exact: bool,
+    ) -> Result<Self, Error> {
+        let mut s = Self::with_costs(config, costs)?;
+        if exact {
+            let mut settings = *s.inner.settings();
+            settings.exact = true;
+            s.inner = s.inner.with_settings(settings);
+        }
+        Ok(s)
+    }
+
+    fn build(config: PromptLookupConfig, costs: CostModel) -> Self {
+        let settings = DraftSettings {
+            draft_max: config.draft_max,
+            draft_min: 0,
+            exact: false,
+        };
+        Self {
+            inner: DraftVerify::new(NAME, PromptLookupDrafter::build(config), settings, costs),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PromptLookupConfig {
+        self.inner.drafter().config()
+    }
+
+    /// The copy being followed and what it learned (for reports and tests).
+    pub fn cursor(&self) -> &CopyCursor {
+        self.inner.drafter().cursor()
+    }
+
+    /// The largest target pass of the current generation, in tokens.
+    pub fn largest_batch(&self) -> usize {
+        self.inner.largest_pass()
+    }
+
+    /// The guarantee the last generation had (the driver's rule).
+    pub fn exactness(&self) -> Exactness {
+        Exactness::of(self.inner.largest_pass(), self.inner.max_exact_pass())
+    }
+
+    /// The drafter, for drivers of their own (see [`PromptLookupDrafter::candidate`]).
+    pub fn drafter_mut(&mut self) -> &mut PromptLookupDrafter {
+        self.inner.drafter_mut()
     }
 }
 
@@ -277,41 +426,19 @@ impl Strategy for PromptLookup {
     }
 
     fn start(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        self.reset();
-        let t = Instant::now();
-        self.index.update(ctx.tokens);
-        ctx.stats.draft_seconds += t.elapsed().as_secs_f64();
-        Ok(())
+        self.inner.start(ctx)
     }
 
     fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        let t = Instant::now();
-        let mut draft = std::mem::take(&mut self.draft);
-        self.candidate(ctx.tokens, self.config.draft_max, &mut draft);
-        let (run, stats) = (self.cursor.run(), *self.cursor.stats());
-        let k = self
-            .policy
-            .draft_len(draft.len().min(ctx.max_drafts()), |i| stats.rate(run + i));
-        ctx.stats.draft_seconds += t.elapsed().as_secs_f64();
-
-        // The outcome needs no bookkeeping here: the cursor sees the emitted
-        // tokens, drafted or not, at the next step.
-        if k > 0 {
-            ctx.stats.pool_hits += 1;
-            ctx.verify_proposal(&Proposal::deterministic(&draft[..k]))?;
-        } else {
-            ctx.verify_proposal(&Proposal::new())?;
-        }
-        self.largest_batch = self.largest_batch.max(k + 1);
-        self.draft = draft;
-        Ok(())
+        self.inner.step(ctx)
     }
 
-    fn exactness(&self) -> Exactness {
-        match self.config.max_exact_batch {
-            Some(b) if self.largest_batch > b => Exactness::KernelLevel,
-            _ => Exactness::BitIdentical,
-        }
+    fn max_exact_pass(&self) -> usize {
+        self.inner.max_exact_pass()
+    }
+
+    fn finish(&mut self, stats: &mut RunStats) {
+        self.inner.finish(stats)
     }
 }
 
@@ -373,10 +500,6 @@ mod tests {
                     min_count: vec![1],
                     min_percent: vec![101],
                 },
-                ..ok.clone()
-            },
-            PromptLookupConfig {
-                max_exact_batch: Some(0),
                 ..ok
             },
         ];
@@ -403,7 +526,13 @@ mod tests {
             })
             .collect();
         let mut m = InMemoryModel::bigram(&rows);
-        let mut s = PromptLookup::default();
+        // The in-memory model's passes are exact at every size.
+        let config = PromptLookupConfig::default();
+        let costs = CostModel {
+            max_exact_pass: usize::MAX,
+            ..config.prior_costs()
+        };
+        let mut s = PromptLookup::with_costs(config, costs).unwrap();
         let params = GenerateParams {
             max_tokens: 60,
             sampling: SamplingParams::greedy(),
@@ -417,11 +546,12 @@ mod tests {
         // draft of k pays only while the rate stays near 1).
         assert!(s.largest_batch() > 8, "{}", s.largest_batch());
         assert_eq!(s.exactness(), Exactness::BitIdentical);
-        let mut capped = PromptLookup::new(PromptLookupConfig {
-            max_exact_batch: Some(3),
-            ..Default::default()
-        })
-        .unwrap();
+        let config = PromptLookupConfig::default();
+        let costs = CostModel {
+            max_exact_pass: 3,
+            ..config.prior_costs()
+        };
+        let mut capped = PromptLookup::with_costs(config, costs).unwrap();
         generate(
             &mut m,
             &mut capped,

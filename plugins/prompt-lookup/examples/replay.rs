@@ -13,7 +13,7 @@
 //! Run:
 //! ```text
 //! augur bench --workload edit --strategies baseline -n 160 --json runs.json
-//! cargo run --release -p augur-lookahead --example replay -- runs.json \
+//! cargo run --release -p augur-prompt-lookup --example replay -- runs.json \
 //!     ~/.cache/augur/calibration/<model>-t2-<hash>.json
 //! ```
 //! The second file (an `augur calibrate` cache entry, or any JSON object with
@@ -28,9 +28,10 @@ use std::collections::HashMap;
 
 use augur_core::testing::ScriptedModel;
 use augur_core::{
-    generate, CoreError, GenerateParams, Proposal, SamplingParams, StepContext, Strategy, TokenId,
+    generate, CoreError, CostModel, GenerateParams, Proposal, SamplingParams, StepContext,
+    Strategy, TokenId,
 };
-use augur_lookahead::{PromptLookup, PromptLookupConfig, MAX_MEASURED_PASS};
+use augur_prompt_lookup::{PromptLookup, PromptLookupConfig};
 
 /// An upper bound for the draft-length policy: prompt lookup's own
 /// candidates, cut to the longest draft that pays among those that would be
@@ -49,7 +50,9 @@ impl Strategy for Oracle {
     }
     fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
         let len = ctx.tokens.len();
-        self.inner.candidate(ctx.tokens, 15, &mut self.draft);
+        self.inner
+            .drafter_mut()
+            .candidate(ctx.tokens, 15, &mut self.draft);
         let right = self
             .draft
             .iter()
@@ -64,7 +67,11 @@ impl Strategy for Oracle {
                 v(a).total_cmp(&v(b))
             })
             .unwrap_or(0);
-        ctx.verify_proposal(&Proposal::deterministic(&self.draft[..k]))?;
+        ctx.verify(
+            &Proposal::deterministic(&self.draft[..k]),
+            1,
+            &mut CostModel::new(),
+        )?;
         Ok(())
     }
 }
@@ -151,6 +158,7 @@ fn cost(costs: &[f64], k: usize) -> f64 {
 
 /// Replays `trace` with `config`; returns (tokens, passes, modeled cost).
 fn replay(trace: &Trace, config: &PromptLookupConfig, costs: &[f64]) -> (usize, usize, f64) {
+    let model_costs = CostModel::calibrated(costs, 0.0, 0);
     // Compact ids keep the one-hot rows short.
     let mut map: HashMap<TokenId, TokenId> = HashMap::new();
     let mut compact = |t: TokenId| {
@@ -165,7 +173,7 @@ fn replay(trace: &Trace, config: &PromptLookupConfig, costs: &[f64]) -> (usize, 
     }
     let mut model = ScriptedModel::new(text, map.len().max(1), eog);
     let prompt = model.text()[..trace.prompt.len()].to_vec();
-    let inner = match PromptLookup::new(config.clone()) {
+    let inner = match PromptLookup::with_costs(config.clone(), model_costs) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("replay: {e}");
@@ -236,10 +244,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let mut config = PromptLookupConfig::default();
-    for (k, c) in costs.iter().enumerate().take(MAX_MEASURED_PASS) {
-        config.pass_costs[k] = *c;
-    }
+    let config = PromptLookupConfig::default();
     println!("pass costs: {:?}", &costs[..costs.len().min(24)]);
     let (mut tokens, mut spent) = (0usize, 0.0f64);
     // Per workload (the id's part before '/'): tokens and modeled cost.

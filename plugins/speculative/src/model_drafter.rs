@@ -1,66 +1,13 @@
-//! Where drafts come from: the [`Drafter`] trait and the draft-model drafter.
+//! The draft-model drafter: a smaller model of the target's family drafts
+//! autoregressively.
 
 use augur_core::model::RunLogits;
-use augur_core::{Batch, CoreError, LogitRows, Model, Proposal, Rng, SamplingParams, TokenId};
+use augur_core::{
+    Batch, CoreError, DraftRequest, Drafter, LogitRows, Model, Proposal, Rng, SamplingParams,
+    TokenId, VerifyOutcome,
+};
 
 use crate::error::SpeculativeError;
-
-/// A source of draft tokens for [`crate::DraftVerify`]: a draft model
-/// ([`ModelDrafter`]), an application's callback, a pipelined draft thread.
-///
-/// Exactness at temperature > 0 asks two things of a drafter: each token is
-/// drawn from the distribution recorded with it (after the same filters as
-/// the target's, i.e. `sampling.distribution`), using `rng`; and whether it
-/// drafts at position i may depend on the tokens before i, never on the token
-/// it would draw there. Deterministic drafters record one-hot distributions
-/// ([`Proposal::deterministic`]).
-pub trait Drafter {
-    /// Called once per generation, after the target's prompt prefill, with the
-    /// prompt (its last token is the target's pending token).
-    fn start(&mut self, tokens: &[TokenId], target_n_vocab: usize) -> Result<(), CoreError> {
-        let _ = (tokens, target_n_vocab);
-        Ok(())
-    }
-
-    /// Appends up to `max` (at least 1) drafts to follow `tokens` (whose last
-    /// token is the target's pending one) to `out`, which is empty on entry.
-    /// Returns how many model passes drafting took (0 for model-free drafters).
-    fn propose(
-        &mut self,
-        tokens: &[TokenId],
-        max: usize,
-        sampling: &SamplingParams,
-        rng: &mut Rng,
-        out: &mut Proposal,
-    ) -> Result<u64, CoreError>;
-
-    /// Called after the target verified the last proposal (only after steps
-    /// that called [`Drafter::propose`]): its first `accepted` tokens were
-    /// accepted, and `tokens` now ends with them and the new pending token.
-    fn on_verdict(&mut self, tokens: &[TokenId], accepted: usize) -> Result<(), CoreError> {
-        let _ = (tokens, accepted);
-        Ok(())
-    }
-}
-
-impl<T: Drafter + ?Sized> Drafter for Box<T> {
-    fn start(&mut self, tokens: &[TokenId], target_n_vocab: usize) -> Result<(), CoreError> {
-        (**self).start(tokens, target_n_vocab)
-    }
-    fn propose(
-        &mut self,
-        tokens: &[TokenId],
-        max: usize,
-        sampling: &SamplingParams,
-        rng: &mut Rng,
-        out: &mut Proposal,
-    ) -> Result<u64, CoreError> {
-        (**self).propose(tokens, max, sampling, rng, out)
-    }
-    fn on_verdict(&mut self, tokens: &[TokenId], accepted: usize) -> Result<(), CoreError> {
-        (**self).on_verdict(tokens, accepted)
-    }
-}
 
 /// Drafts with a smaller model of the target's family, autoregressively, on
 /// sequence 0 of its own KV cache.
@@ -84,6 +31,8 @@ pub struct ModelDrafter<D: Model> {
     last_pending: usize,
     /// Drafts of the last proposal fed to the draft model.
     fed: usize,
+    /// The current step asked for drafts.
+    proposed: bool,
 }
 
 impl<D: Model> ModelDrafter<D> {
@@ -99,6 +48,7 @@ impl<D: Model> ModelDrafter<D> {
             n_seen: 0,
             last_pending: 0,
             fed: 0,
+            proposed: false,
         }
     }
 
@@ -130,7 +80,16 @@ impl<D: Model> ModelDrafter<D> {
 }
 
 impl<D: Model> Drafter for ModelDrafter<D> {
-    fn start(&mut self, tokens: &[TokenId], target_n_vocab: usize) -> Result<(), CoreError> {
+    fn name(&self) -> &'static str {
+        "draft-model"
+    }
+
+    fn start(
+        &mut self,
+        tokens: &[TokenId],
+        target_n_vocab: usize,
+        _sampling: &SamplingParams,
+    ) -> Result<(), CoreError> {
         let n_vocab = self.model.n_vocab();
         if n_vocab != target_n_vocab {
             return Err(SpeculativeError::VocabMismatch {
@@ -154,6 +113,7 @@ impl<D: Model> Drafter for ModelDrafter<D> {
         self.model.clear()?;
         self.n_seen = 0;
         self.fed = 0;
+        self.proposed = false;
         // All but the pending token, which the first proposal feeds.
         if tokens.len() > 1 {
             self.batch.clear();
@@ -167,15 +127,15 @@ impl<D: Model> Drafter for ModelDrafter<D> {
 
     fn propose(
         &mut self,
-        tokens: &[TokenId],
-        max: usize,
-        sampling: &SamplingParams,
+        req: &DraftRequest<'_>,
         rng: &mut Rng,
         out: &mut Proposal,
-    ) -> Result<u64, CoreError> {
+    ) -> Result<(), CoreError> {
         self.fed = 0;
+        self.proposed = true;
+        let tokens = req.tokens;
         let Some(pending_pos) = tokens.len().checked_sub(1) else {
-            return Ok(0);
+            return Ok(());
         };
         if self.n_seen > pending_pos {
             return Err(CoreError::Internal {
@@ -190,9 +150,9 @@ impl<D: Model> Drafter for ModelDrafter<D> {
         self.last_pending = pending_pos;
         // Drafts 1..n-1 are fed at positions pending_pos+1.., so the draft's
         // context bounds n as well.
-        let max = max.min(self.model.n_ctx().saturating_sub(pending_pos));
+        let max = req.max.min(self.model.n_ctx().saturating_sub(pending_pos));
         if max == 0 {
-            return Ok(0);
+            return Ok(());
         }
 
         // Catch up: everything unseen through the pending token, one batch.
@@ -207,12 +167,13 @@ impl<D: Model> Drafter for ModelDrafter<D> {
             let row = self.logits.row(0);
             // Decided before drawing this position's token, from the drafts
             // before it only: exactness allows that.
-            if self.p_min > 0.0 && top_probability(row) < self.p_min {
+            let top = top_probability(row);
+            if self.p_min > 0.0 && top < self.p_min {
                 break;
             }
-            let q = sampling.distribution(row);
+            let q = req.sampling.distribution(row);
             let x = q.sample(rng);
-            out.push(x, q);
+            out.push(x, q, top);
             if out.len() >= max || self.model.is_eog(x) {
                 break;
             }
@@ -223,12 +184,21 @@ impl<D: Model> Drafter for ModelDrafter<D> {
             self.fed += 1;
             passes += 1;
         }
-        Ok(passes)
+        out.draft_passes = passes;
+        Ok(())
     }
 
-    fn on_verdict(&mut self, _tokens: &[TokenId], accepted: usize) -> Result<(), CoreError> {
+    fn on_verdict(
+        &mut self,
+        _tokens: &[TokenId],
+        outcome: &VerifyOutcome,
+    ) -> Result<(), CoreError> {
+        // Steps that did not ask for drafts left the draft's cache alone.
+        if !std::mem::take(&mut self.proposed) {
+            return Ok(());
+        }
         // Valid: the pending token and the accepted drafts the draft evaluated.
-        let keep = self.last_pending + 1 + accepted.min(self.fed);
+        let keep = self.last_pending + 1 + outcome.accepted.min(self.fed);
         if self.n_seen > keep {
             self.model.remove_from(0, keep)?;
             self.n_seen = keep;
@@ -264,6 +234,43 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use augur_core::testing::InMemoryModel;
+    use augur_core::CostModel;
+
+    /// One proposal of up to `max` drafts; returns the draft passes it took.
+    fn propose<D: Model>(
+        d: &mut ModelDrafter<D>,
+        tokens: &[TokenId],
+        max: usize,
+        sampling: &SamplingParams,
+        rng: &mut Rng,
+        out: &mut Proposal,
+    ) -> Result<u64, CoreError> {
+        let costs = CostModel::new();
+        let req = DraftRequest {
+            tokens,
+            max,
+            remaining: usize::MAX,
+            room: usize::MAX,
+            sampling,
+            costs: &costs,
+        };
+        d.propose(&req, rng, out)?;
+        Ok(out.draft_passes)
+    }
+
+    /// The verdict that the first `accepted` drafts passed.
+    fn verdict<D: Model>(
+        d: &mut ModelDrafter<D>,
+        tokens: &[TokenId],
+        accepted: usize,
+    ) -> Result<(), CoreError> {
+        let outcome = VerifyOutcome {
+            accepted,
+            verified: accepted,
+            ..VerifyOutcome::default()
+        };
+        d.on_verdict(tokens, &outcome)
+    }
 
     #[test]
     fn top_probability_is_the_softmax_maximum() {
@@ -279,12 +286,12 @@ mod tests {
         let model = InMemoryModel::random(9, 2);
         let mut d = ModelDrafter::new(model, 0.0);
         let mut tokens = vec![1, 2, 3];
-        d.start(&tokens, 9).unwrap();
+        d.start(&tokens, 9, &SamplingParams::greedy()).unwrap();
         assert_eq!(d.model().sequence(0), vec![1, 2]);
         let greedy = SamplingParams::greedy();
         let mut rng = Rng::new(0);
         let mut out = Proposal::new();
-        let passes = d.propose(&tokens, 4, &greedy, &mut rng, &mut out).unwrap();
+        let passes = propose(&mut d, &tokens, 4, &greedy, &mut rng, &mut out).unwrap();
         assert_eq!(out.len(), 4);
         assert_eq!(passes, 4);
         // Pending and three drafts fed; the fourth was not.
@@ -292,17 +299,17 @@ mod tests {
         // Two accepted, then a correction 7.
         tokens.extend_from_slice(&out.tokens[..2]);
         tokens.push(7);
-        d.on_verdict(&tokens, 2).unwrap();
+        verdict(&mut d, &tokens, 2).unwrap();
         assert_eq!(d.model().sequence(0), tokens[..tokens.len() - 1]);
         // All accepted: the last draft and the bonus are fed next time.
         out = Proposal::new();
-        d.propose(&tokens, 2, &greedy, &mut rng, &mut out).unwrap();
+        propose(&mut d, &tokens, 2, &greedy, &mut rng, &mut out).unwrap();
         tokens.extend_from_slice(&out.tokens);
         tokens.push(0);
-        d.on_verdict(&tokens, 2).unwrap();
+        verdict(&mut d, &tokens, 2).unwrap();
         assert_eq!(d.model().sequence(0), tokens[..tokens.len() - 2]);
         out = Proposal::new();
-        d.propose(&tokens, 1, &greedy, &mut rng, &mut out).unwrap();
+        propose(&mut d, &tokens, 1, &greedy, &mut rng, &mut out).unwrap();
         assert_eq!(d.model().sequence(0), tokens);
         assert_eq!(*d.model().batch_sizes.last().unwrap(), 2);
     }
@@ -310,25 +317,34 @@ mod tests {
     #[test]
     fn start_refuses_mismatched_vocabularies_and_small_contexts() {
         let mut d = ModelDrafter::new(InMemoryModel::random(9, 2), 0.0);
-        let e = d.start(&[1, 2], 10).unwrap_err();
+        let e = d.start(&[1, 2], 10, &SamplingParams::greedy()).unwrap_err();
         assert!(
             matches!(e, CoreError::Unsupported { .. }) && e.to_string().contains("vocabulary"),
             "{e}"
         );
         let mut d = ModelDrafter::new(InMemoryModel::random(9, 2).with_n_ctx(3), 0.0);
-        assert!(d.start(&[1, 2, 3], 9).is_ok());
-        assert!(d.start(&[1, 2, 3, 4], 9).is_err());
+        assert!(d.start(&[1, 2, 3], 9, &SamplingParams::greedy()).is_ok());
+        assert!(d
+            .start(&[1, 2, 3, 4], 9, &SamplingParams::greedy())
+            .is_err());
     }
 
     #[test]
     fn draft_context_bounds_the_proposal() {
         let mut d = ModelDrafter::new(InMemoryModel::random(9, 2).with_n_ctx(6), 0.0);
         let tokens = vec![1, 2, 3, 4];
-        d.start(&tokens, 9).unwrap();
+        d.start(&tokens, 9, &SamplingParams::greedy()).unwrap();
         let mut out = Proposal::new();
         let mut rng = Rng::new(0);
-        d.propose(&tokens, 8, &SamplingParams::greedy(), &mut rng, &mut out)
-            .unwrap();
+        propose(
+            &mut d,
+            &tokens,
+            8,
+            &SamplingParams::greedy(),
+            &mut rng,
+            &mut out,
+        )
+        .unwrap();
         // Pending at 3, drafts fed at 4 and 5: three drafts in all.
         assert_eq!(out.len(), 3);
         assert_eq!(d.model().cache_len(), 6);

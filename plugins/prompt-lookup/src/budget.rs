@@ -15,15 +15,13 @@
 //!   Every emitted token is an observation, drafted or not, so the statistics
 //!   keep learning while the strategy is not drafting. Counts decay, so they
 //!   follow the text's regime.
-//! - [`BudgetPolicy::draft_len`]: the k that maximizes E(k) / cost(k), where
-//!   E(k) = 1 + α₁ + α₁α₂ + … (αᵢ the rate at the run length the i-th drafted
-//!   token would be predicted with) and cost(k) is the measured cost of a
-//!   pass over k + 1 tokens (speculative-math.md). k = 0, plain decoding, wins
-//!   whenever the rates are too low for the measured costs, so on text that is
-//!   not being copied the strategy costs about nothing.
-
-/// How many pass sizes [`BudgetPolicy::pass_costs`] can hold.
-pub const MAX_MEASURED_PASS: usize = 16;
+//! - the shared cost model's [`augur_core::CostModel::best_prefix`]: the k
+//!   that maximizes E(k) / cost(k), where E(k) = 1 + α₁ + α₁α₂ + … (αᵢ the
+//!   rate at the run length the i-th drafted token would be predicted with,
+//!   which the drafter hands over as its confidence) and cost(k) is the
+//!   measured cost of a pass over k + 1 tokens. k = 0, plain decoding, wins
+//!   whenever the rates are too low for the measured costs, so on text that
+//!   is not being copied the strategy costs about nothing.
 
 /// How many run-length classes [`CopyStats`] keeps.
 pub const RUN_CLASS_COUNT: usize = 6;
@@ -100,143 +98,9 @@ impl CopyStats {
     }
 }
 
-/// The draft-length policy (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BudgetPolicy {
-    /// The longest draft.
-    pub max_len: usize,
-    /// Cost of one drafted token in a target pass, in single-token passes:
-    /// ≈ 0.7 on a compute-bound target, ≈ 0.05–0.2 on a memory-bound one.
-    /// Used where `pass_costs` has no measurement.
-    pub draft_cost: f64,
-    /// Measured cost of a target pass over k + 1 tokens relative to a
-    /// one-token pass, at index k (from calibration); 0 where not measured.
-    /// Real costs are not linear in k (kernels change with the batch size), so
-    /// a measured table chooses better than `draft_cost`.
-    pub pass_costs: [f64; MAX_MEASURED_PASS],
-}
-
-impl BudgetPolicy {
-    /// The draft length, at most `available` (the candidate's length) and
-    /// `max_len`: argmax over k of E(k) / cost(k), where `rate(i)` is the
-    /// probability that drafted token i (0-based) is right given the ones
-    /// before it were; ties go to the shorter draft.
-    pub fn draft_len(&self, available: usize, rate: impl Fn(usize) -> f64) -> usize {
-        let (mut best_k, mut best) = (0, 1.0);
-        let (mut expected, mut reach) = (1.0, 1.0);
-        for k in 1..=available.min(self.max_len) {
-            reach *= rate(k - 1).clamp(0.0, 1.0);
-            expected += reach;
-            let value = expected / self.cost(k);
-            // A margin keeps rounding from picking a longer, equal draft.
-            if value > best * (1.0 + 1e-9) {
-                best_k = k;
-                best = value;
-            }
-        }
-        best_k
-    }
-
-    /// The cost of verifying k drafts (a pass over k + 1 tokens), in
-    /// one-token passes: measured where known, linear otherwise.
-    pub fn cost(&self, k: usize) -> f64 {
-        match self.pass_costs.get(k) {
-            Some(&c) if c > 0.0 => c,
-            _ => 1.0 + self.draft_cost * k as f64,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const LINEAR: BudgetPolicy = BudgetPolicy {
-        max_len: 8,
-        draft_cost: 0.65,
-        pass_costs: [0.0; MAX_MEASURED_PASS],
-    };
-
-    /// Brute force: the expected tokens per cost of every k.
-    fn best_by_enumeration(p: &BudgetPolicy, available: usize, rates: &[f64]) -> usize {
-        let value = |k: usize| {
-            let e: f64 = (0..=k).map(|j| rates[..j].iter().product::<f64>()).sum();
-            e / p.cost(k)
-        };
-        (0..=available.min(p.max_len)).fold(0, |best, k| {
-            if value(k) > value(best) * (1.0 + 1e-9) {
-                k
-            } else {
-                best
-            }
-        })
-    }
-
-    #[test]
-    fn drafting_pays_only_above_the_draft_cost() {
-        // One drafted token: E = 1 + α against cost 1 + c: pays iff α > c.
-        assert_eq!(LINEAR.draft_len(1, |_| 0.6), 0);
-        assert_eq!(LINEAR.draft_len(1, |_| 0.7), 1);
-        let cheap = BudgetPolicy {
-            draft_cost: 0.1,
-            ..LINEAR
-        };
-        assert_eq!(cheap.draft_len(1, |_| 0.2), 1);
-        assert_eq!(cheap.draft_len(1, |_| 0.05), 0);
-        // Nothing available, nothing drafted.
-        assert_eq!(cheap.draft_len(0, |_| 1.0), 0);
-    }
-
-    #[test]
-    fn draft_length_maximizes_tokens_per_cost() {
-        let mut table = [0.0; MAX_MEASURED_PASS];
-        // Q4_K_M on 2 cores: passes of 8+ tokens cost a jump more.
-        table[..10].copy_from_slice(&[1.0, 1.74, 2.38, 2.96, 3.65, 4.26, 4.92, 7.76, 8.43, 8.65]);
-        let measured = BudgetPolicy {
-            max_len: 12,
-            pass_costs: table,
-            ..LINEAR
-        };
-        for p in [
-            LINEAR,
-            BudgetPolicy {
-                draft_cost: 0.1,
-                ..LINEAR
-            },
-            BudgetPolicy {
-                draft_cost: 0.0,
-                ..LINEAR
-            },
-            measured,
-        ] {
-            for available in 0..=12 {
-                for i in 0..=20 {
-                    let base = i as f64 / 20.0;
-                    // Rates that rise along the draft, as a copy's do.
-                    let rates: Vec<f64> =
-                        (0..16).map(|j| (base + 0.02 * j as f64).min(1.0)).collect();
-                    assert_eq!(
-                        p.draft_len(available, |j| rates[j]),
-                        best_by_enumeration(&p, available, &rates),
-                        "cost {} available {available} base {base}",
-                        p.draft_cost
-                    );
-                }
-            }
-        }
-        // Sure drafts are taken up to the cap.
-        assert_eq!(LINEAR.draft_len(20, |_| 1.0), 8);
-        // Measured costs: a sure copy stops short of the 8-token jump when
-        // the cap does not allow the longer passes that amortize it.
-        let capped = BudgetPolicy {
-            max_len: 8,
-            ..measured
-        };
-        assert_eq!(capped.draft_len(20, |_| 1.0), 6);
-        // On a compute-bound target a 90 % rate is worth only a few tokens.
-        let k = LINEAR.draft_len(20, |_| 0.9);
-        assert!((2..=4).contains(&k), "{k}");
-    }
 
     #[test]
     fn run_classes_cover_every_length() {
@@ -296,14 +160,5 @@ mod tests {
         assert_eq!(s.rate(1), 0.0);
         s.observe(0, false);
         assert_eq!(s.rate(0), 0.0);
-    }
-
-    #[test]
-    fn zero_max_len_never_drafts() {
-        let never = BudgetPolicy {
-            max_len: 0,
-            ..LINEAR
-        };
-        assert_eq!(never.draft_len(5, |_| 1.0), 0);
     }
 }

@@ -1,9 +1,24 @@
-//! Online choice of the draft length: acceptance estimates per draft
-//! position, measured costs, and a backoff that keeps a run where speculation
-//! cannot pay close to plain decoding.
+//! Online choice of the draft length for drafters that pay for every token
+//! they draft (a draft model, an application's callback): acceptance
+//! estimates per draft position, judged against the shared [`CostModel`], and
+//! a backoff that keeps a run where drafting cannot pay close to plain
+//! decoding.
 
-use crate::config::DraftLength;
-use crate::costs::{best_between, CostModel, Costs};
+use serde::{Deserialize, Serialize};
+
+use crate::cost::{best_between, CostModel, Timing};
+
+/// How many tokens to draft per step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DraftLength {
+    /// Always draft this many (capped by `draft_max` and what is left to generate).
+    Fixed(usize),
+    /// Choose the length each step from the measured acceptance and costs;
+    /// back off to plain decoding when drafting does not pay.
+    #[default]
+    Adaptive,
+}
 
 /// Prior mean of the acceptance at the first draft position.
 const PRIOR_MEAN: f64 = 0.5;
@@ -33,16 +48,16 @@ const TRUSTED_SAMPLES: u64 = 4;
 /// Decides how many tokens to draft each step from what the run measured.
 ///
 /// In [`DraftLength::Adaptive`] mode each step drafts the length with the best
-/// expected speedup ([`crate::choose_draft_len`], or
-/// [`crate::pipelined_speedup`] for the pipelined strategy) under the current
+/// expected speedup ([`crate::cost::choose_draft_len`], or
+/// [`crate::cost::pipelined_speedup`] for a pipelined drafter) under the current
 /// estimates.
 ///
-/// Costs given at construction (calibrated by the application) are kept as
-/// they are: timings of the run are then ignored, so the draft lengths, and
-/// with them the text at temperature > 0 and the pass sizes at temperature 0,
-/// depend only on the seed and the text, never on how long a pass happened to
-/// take. Without them the costs are measured during the run (and the choice
-/// then follows the machine's load). The acceptance estimates are always
+/// The tuner owns no costs: it reads the [`CostModel`] it is handed each
+/// step. Calibrated costs stay fixed ([`CostModel::fixed`]), so the draft
+/// lengths, and with them the text at temperature > 0 and the pass sizes at
+/// temperature 0, depend only on the seed and the text, never on how long a
+/// pass happened to take. Unfixed costs are measured during the run (and the
+/// choice then follows the machine's load). The acceptance estimates are always
 /// updated: they depend only on the run's own verdicts.
 /// When plain decoding wins, the drafter is left alone and re-exploration is
 /// rare: one short draft after 8, 16, 32, … (at most 256) plain steps, and,
@@ -52,10 +67,7 @@ const TRUSTED_SAMPLES: u64 = 4;
 #[derive(Debug, Clone)]
 pub struct Tuner {
     mode: DraftLength,
-    model: CostModel,
-    costs: Costs,
-    /// False when the costs came from the application: they are then fixed.
-    measure_costs: bool,
+    model: Timing,
     /// Decayed (accepted, tried) counts per draft position, conditional on the
     /// positions before having been accepted.
     counts: Vec<(f64, f64)>,
@@ -71,15 +83,11 @@ pub struct Tuner {
 }
 
 impl Tuner {
-    /// A tuner in `mode` for sequential speculative decoding. With `initial`
-    /// costs the costs stay fixed at them; without, they are measured during
-    /// the run (see the type's documentation).
-    pub fn new(mode: DraftLength, initial: Option<Costs>) -> Self {
+    /// A tuner in `mode` for sequential drafting.
+    pub fn new(mode: DraftLength) -> Self {
         Self {
             mode,
-            model: CostModel::Sequential,
-            measure_costs: initial.is_none(),
-            costs: initial.unwrap_or_default(),
+            model: Timing::Sequential,
             counts: Vec::new(),
             plain_streak: 0,
             backoff: INITIAL_BACKOFF,
@@ -103,25 +111,24 @@ impl Tuner {
     }
 
     /// The same tuner judging draft lengths by `model`.
-    pub fn with_cost_model(mut self, model: CostModel) -> Self {
+    pub fn with_cost_model(mut self, model: Timing) -> Self {
         self.model = model;
         self
     }
 
     /// The cost model the draft lengths are judged by.
-    pub fn cost_model(&self) -> CostModel {
+    pub fn cost_model(&self) -> Timing {
         self.model
     }
 
-    /// The current cost estimates.
-    pub fn costs(&self) -> &Costs {
-        &self.costs
+    /// The draft-length mode.
+    pub fn mode(&self) -> DraftLength {
+        self.mode
     }
 
-    /// True if the costs are measured during the run; false if they were
-    /// given at construction and stay fixed.
-    pub fn measures_costs(&self) -> bool {
-        self.measure_costs
+    /// True if the step just planned is an exploration.
+    pub fn exploring(&self) -> bool {
+        self.exploring
     }
 
     /// How many re-explorations the backoff has made.
@@ -144,7 +151,7 @@ impl Tuner {
 
     /// How many tokens to draft this step: 0 (plain decoding) or a length in
     /// `max(min, 1)..=cap`.
-    pub fn plan(&mut self, min: usize, cap: usize) -> usize {
+    pub fn plan(&mut self, min: usize, cap: usize, costs: &CostModel) -> usize {
         let min = min.max(1);
         if cap < min {
             // Too close to the end (or drafting disabled): not a choice, so it
@@ -160,19 +167,20 @@ impl Tuner {
                     0
                 }
             }
-            DraftLength::Adaptive => self.plan_adaptive(min, cap),
+            DraftLength::Adaptive => self.plan_adaptive(min, cap, costs),
         }
     }
 
-    fn plan_adaptive(&mut self, min: usize, cap: usize) -> usize {
+    fn plan_adaptive(&mut self, min: usize, cap: usize, costs: &CostModel) -> usize {
         self.exploring = false;
-        if self.measure_costs && self.costs.samples(1) < BOOTSTRAP_PASSES {
+        let measure_costs = !costs.fixed;
+        if measure_costs && costs.samples(1) < BOOTSTRAP_PASSES {
             return 0;
         }
         // One more than the cap: the pipelined model weighs the guess after
         // the last draft too.
         let alpha = self.alpha(cap + 1);
-        let (gamma, _) = best_between(self.model, &alpha, &self.costs, min, cap);
+        let (gamma, _) = best_between(self.model, &alpha, costs, min, cap);
         if gamma > 0 {
             self.plain_streak = 0;
             self.backoff = INITIAL_BACKOFF;
@@ -197,33 +205,16 @@ impl Tuner {
         // never show that drafting pays, and a long one learns every
         // position's acceptance at once.
         let optimistic: Vec<f64> = alpha.iter().map(|a| a.max(OPTIMISTIC_ALPHA)).collect();
-        let (probe, best) = best_between(self.model, &optimistic, &self.costs, min, cap);
+        let (probe, best) = best_between(self.model, &optimistic, costs, min, cap);
         // Given costs are trusted as they are; measured ones once two-token
         // passes have enough samples.
-        let trusted = !self.measure_costs || self.costs.samples(2) >= TRUSTED_SAMPLES;
+        let trusted = !measure_costs || costs.samples(2) >= TRUSTED_SAMPLES;
         if best > EXPLORE_MARGIN || !trusted {
             self.explorations += 1;
             self.exploring = true;
             probe.max(min)
         } else {
             0
-        }
-    }
-
-    /// Records a target pass over `size` tokens that took `seconds` (ignored
-    /// when the costs were given at construction).
-    pub fn record_target_pass(&mut self, size: usize, seconds: f64) {
-        if self.measure_costs {
-            self.costs.record_target(size, seconds);
-        }
-    }
-
-    /// Records drafting that took `seconds` over `passes` draft passes. Pass
-    /// only steps whose first draft pass was small (not a long catch-up).
-    /// Ignored when the costs were given at construction.
-    pub fn record_draft(&mut self, seconds: f64, passes: u64) {
-        if self.measure_costs && passes > 0 {
-            self.costs.record_draft(seconds / passes as f64);
         }
     }
 
@@ -245,16 +236,179 @@ impl Tuner {
     }
 }
 
+/// A drafter that pays for every token it drafts (a draft model, an
+/// application's callback), with its draft length chosen by a [`Tuner`]: the
+/// inner drafter is asked for `γ` tokens (0: not asked at all), and the
+/// proposal carries the tuner's acceptance estimate by position as its
+/// confidence. A fixed draft length, and an exploration (a length chosen to
+/// measure acceptance rather than because it pays), are verified whole.
+#[derive(Debug, Clone)]
+pub struct Tuned<D> {
+    inner: D,
+    tuner: Tuner,
+    draft_min: usize,
+    drafted: bool,
+}
+
+impl<D: crate::Drafter> Tuned<D> {
+    /// `inner` with its length chosen in `mode`; lengths below `draft_min`
+    /// are not drafted.
+    pub fn new(inner: D, mode: DraftLength, draft_min: usize) -> Self {
+        Self {
+            inner,
+            tuner: Tuner::new(mode),
+            draft_min,
+            drafted: false,
+        }
+    }
+
+    /// The same with the tuner judging lengths by `timing`.
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.tuner = self.tuner.with_cost_model(timing);
+        self
+    }
+
+    /// The inner drafter.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    /// The inner drafter, mutably.
+    pub fn inner_mut(&mut self) -> &mut D {
+        &mut self.inner
+    }
+
+    /// Gives the inner drafter back.
+    pub fn into_inner(self) -> D {
+        self.inner
+    }
+
+    /// The tuner (acceptance estimates, explorations).
+    pub fn tuner(&self) -> &Tuner {
+        &self.tuner
+    }
+}
+
+impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn sequences(&self) -> usize {
+        self.inner.sequences()
+    }
+    fn greedy_only(&self) -> bool {
+        self.inner.greedy_only()
+    }
+    fn start(
+        &mut self,
+        tokens: &[crate::TokenId],
+        target_n_vocab: usize,
+        sampling: &crate::SamplingParams,
+    ) -> Result<(), crate::CoreError> {
+        self.tuner.new_generation();
+        self.drafted = false;
+        self.inner.start(tokens, target_n_vocab, sampling)
+    }
+    fn propose(
+        &mut self,
+        req: &crate::DraftRequest<'_>,
+        rng: &mut crate::Rng,
+        out: &mut crate::Proposal,
+    ) -> Result<(), crate::CoreError> {
+        let gamma = self.tuner.plan(self.draft_min, req.max, req.costs);
+        self.drafted = gamma > 0;
+        if gamma == 0 {
+            return Ok(());
+        }
+        let inner_req = crate::DraftRequest { max: gamma, ..*req };
+        self.inner.propose(&inner_req, rng, out)?;
+        out.truncate(gamma);
+        let alpha = self.tuner.alpha(out.len());
+        out.confidence.clear();
+        out.confidence.extend_from_slice(&alpha);
+        out.keep_whole =
+            self.tuner.exploring() || matches!(self.tuner.mode(), DraftLength::Fixed(_));
+        Ok(())
+    }
+    fn on_verdict(
+        &mut self,
+        tokens: &[crate::TokenId],
+        outcome: &crate::VerifyOutcome,
+    ) -> Result<(), crate::CoreError> {
+        if std::mem::take(&mut self.drafted) && outcome.verified > 0 {
+            self.tuner
+                .record_verdict(outcome.verified, outcome.accepted);
+        }
+        self.inner.on_verdict(tokens, outcome)
+    }
+    fn finish(&mut self, stats: &mut crate::RunStats) {
+        self.inner.finish(stats)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::costs::speedup;
-    use augur_core::Rng;
+
+    /// A tuner with the cost model it reads, as a draft-then-verify driver
+    /// pairs them: given costs stay fixed, missing ones are measured from the
+    /// run's timings.
+    struct Sim {
+        tuner: Tuner,
+        costs: CostModel,
+    }
+
+    impl Sim {
+        fn new(mode: DraftLength, given: Option<CostModel>) -> Self {
+            Self {
+                tuner: Tuner::new(mode),
+                costs: given.unwrap_or_else(CostModel::measured),
+            }
+        }
+        fn with_cost_model(mut self, model: Timing) -> Self {
+            self.tuner = self.tuner.with_cost_model(model);
+            self
+        }
+        fn plan(&mut self, min: usize, cap: usize) -> usize {
+            self.tuner.plan(min, cap, &self.costs)
+        }
+        fn record_target_pass(&mut self, size: usize, seconds: f64) {
+            self.costs.observe_target(size, seconds);
+        }
+        fn record_draft(&mut self, seconds: f64, passes: u64) {
+            if passes > 0 {
+                self.costs.observe_draft(seconds / passes as f64);
+            }
+        }
+        fn record_verdict(&mut self, drafted: usize, accepted: usize) {
+            self.tuner.record_verdict(drafted, accepted);
+        }
+        fn costs(&self) -> &CostModel {
+            &self.costs
+        }
+        fn measures_costs(&self) -> bool {
+            !self.costs.fixed
+        }
+        fn alpha(&self, n: usize) -> Vec<f64> {
+            self.tuner.alpha(n)
+        }
+        fn new_generation(&mut self) {
+            self.tuner.new_generation();
+        }
+        fn explorations(&self) -> u64 {
+            self.tuner.explorations()
+        }
+        fn cost_model(&self) -> Timing {
+            self.tuner.cost_model()
+        }
+    }
+    use crate::cost::speedup;
+    use crate::Rng;
 
     #[test]
     fn acceptance_estimates_are_conditional_and_start_at_the_prior() {
-        let mut t = Tuner::new(DraftLength::Adaptive, None);
+        let mut t = Sim::new(DraftLength::Adaptive, None);
         assert_eq!(t.alpha(3), vec![PRIOR_MEAN; 3]);
         for _ in 0..200 {
             // First accepted, second rejected, third never tried.
@@ -282,11 +436,11 @@ mod tests {
         alpha: f64,
         steps: usize,
     ) -> (f64, f64, usize) {
-        // Sizes missing from the table (7 for Q4, 9) follow `Costs`'
+        // Sizes missing from the table (7 for Q4, 9) follow `CostModel`'
         // interpolation and extrapolation.
-        let machine = Costs::from_throughput(table, t_draft);
+        let machine = CostModel::from_throughput(table, t_draft);
         let t = |k: usize| machine.target(k).unwrap();
-        let mut tuner = Tuner::new(DraftLength::Adaptive, None);
+        let mut tuner = Sim::new(DraftLength::Adaptive, None);
         let mut rng = Rng::new(5);
         let (mut tokens, mut seconds, mut drafting) = (0.0, 0.0, 0);
         for _ in 0..steps {
@@ -352,7 +506,7 @@ mod tests {
             assert!(drafting > 2900, "alpha {alpha}: {drafting}");
             let achieved = tokens / seconds;
             // The best fixed length's expected throughput, from the formula.
-            let costs = Costs::from_throughput(&F16, t_draft);
+            let costs = CostModel::from_throughput(&F16, t_draft);
             let a = vec![alpha; 8];
             let best = (1..=8)
                 .map(|g| speedup(&a, &costs, g).unwrap())
@@ -385,9 +539,9 @@ mod tests {
         // The bench's setting: costs calibrated beforehand and given, answers
         // of 160 tokens, each generation starting afresh.
         let t_draft = 0.0203;
-        let costs = Costs::from_throughput(&F16_O3, t_draft);
+        let costs = CostModel::from_throughput(&F16_O3, t_draft);
         for alpha in [0.8, 0.9, 0.97] {
-            let mut tuner = Tuner::new(DraftLength::Adaptive, Some(costs.clone()));
+            let mut tuner = Sim::new(DraftLength::Adaptive, Some(costs.clone()));
             let mut rng = Rng::new(7);
             let (mut tokens, mut seconds) = (0.0, 0.0);
             for _ in 0..20 {
@@ -430,19 +584,19 @@ mod tests {
 
     #[test]
     fn fixed_mode_ignores_measurements() {
-        let mut t = Tuner::new(DraftLength::Fixed(4), None);
+        let mut t = Sim::new(DraftLength::Fixed(4), None);
         assert_eq!(t.plan(1, 8), 4);
         assert_eq!(t.plan(1, 2), 2);
         assert_eq!(t.plan(3, 2), 0);
         assert_eq!(t.plan(5, 8), 0);
-        assert_eq!(Tuner::new(DraftLength::Fixed(0), None).plan(0, 8), 0);
+        assert_eq!(Sim::new(DraftLength::Fixed(0), None).plan(0, 8), 0);
     }
 
     #[test]
     fn given_costs_stay_fixed_and_acceptance_is_still_learned() {
         // Calibrated costs: one sample per size, which is enough.
-        let given = Costs::from_throughput(&F16, 0.01);
-        let mut t = Tuner::new(DraftLength::Adaptive, Some(given.clone()));
+        let given = CostModel::from_throughput(&F16, 0.01);
+        let mut t = Sim::new(DraftLength::Adaptive, Some(given.clone()));
         assert!(!t.measures_costs());
         assert!(t.plan(1, 8) > 0, "no bootstrap when the costs are given");
         t.record_target_pass(1, 100.0);
@@ -454,7 +608,7 @@ mod tests {
         }
         assert!(t.alpha(1)[0] < 0.1);
         // Without given costs, timings are measured.
-        let mut m = Tuner::new(DraftLength::Adaptive, None);
+        let mut m = Sim::new(DraftLength::Adaptive, None);
         assert!(m.measures_costs());
         m.record_target_pass(1, 0.1);
         m.record_draft(0.2, 2);
@@ -466,9 +620,9 @@ mod tests {
     fn with_given_costs_the_plan_ignores_timings() {
         // Two runs with the same verdicts and wildly different timings make
         // the same choices.
-        let given = Costs::from_throughput(&F16, 1.0 / 8.2 / 3.0);
-        let mut a = Tuner::new(DraftLength::Adaptive, Some(given.clone()));
-        let mut b = Tuner::new(DraftLength::Adaptive, Some(given));
+        let given = CostModel::from_throughput(&F16, 1.0 / 8.2 / 3.0);
+        let mut a = Sim::new(DraftLength::Adaptive, Some(given.clone()));
+        let mut b = Sim::new(DraftLength::Adaptive, Some(given));
         let mut rng = Rng::new(3);
         let mut drafted = 0;
         for step in 0..500 {
@@ -492,11 +646,11 @@ mod tests {
     fn the_pipelined_model_drafts_where_overlap_pays() {
         // Compute-bound costs, a draft a third of a target pass, a draft that
         // is almost always right: only the overlap makes drafting pay.
-        let costs = Costs::from_throughput(&Q4, 1.0 / 19.6 / 3.0);
-        let mut seq = Tuner::new(DraftLength::Adaptive, Some(costs.clone()));
+        let costs = CostModel::from_throughput(&Q4, 1.0 / 19.6 / 3.0);
+        let mut seq = Sim::new(DraftLength::Adaptive, Some(costs.clone()));
         let mut pipe =
-            Tuner::new(DraftLength::Adaptive, Some(costs)).with_cost_model(CostModel::Pipelined);
-        assert_eq!(pipe.cost_model(), CostModel::Pipelined);
+            Sim::new(DraftLength::Adaptive, Some(costs)).with_cost_model(Timing::Pipelined);
+        assert_eq!(pipe.cost_model(), Timing::Pipelined);
         // One draft per verdict, nine in ten accepted: α ≈ 0.9 everywhere.
         for i in 0..200 {
             let accepted = usize::from(i % 10 != 0);
@@ -511,7 +665,7 @@ mod tests {
 
     #[test]
     fn adaptive_bootstraps_with_plain_passes() {
-        let mut t = Tuner::new(DraftLength::Adaptive, None);
+        let mut t = Sim::new(DraftLength::Adaptive, None);
         assert_eq!(t.plan(1, 8), 0);
         t.record_target_pass(1, 0.1);
         assert_eq!(t.plan(1, 8), 0);
@@ -520,10 +674,10 @@ mod tests {
         // until measured, so drafting is tried.
         assert!(t.plan(1, 8) > 0);
         // Cached costs skip the bootstrap.
-        let cached = Costs::from_throughput(&F16, 0.01);
-        let mut c = Tuner::new(
+        let cached = CostModel::from_throughput(&F16, 0.01);
+        let mut c = Sim::new(
             DraftLength::Adaptive,
-            Some(Costs {
+            Some(CostModel {
                 target_samples: vec![5; 9],
                 ..cached
             }),

@@ -17,7 +17,7 @@ use augur_core::model::RunLogits;
 use augur_core::testing::{unfiltered, ContinuationTest, InMemoryModel};
 use augur_core::verify::{decide, Decision};
 use augur_core::{CoreError, SamplingParams, StepContext, Strategy, TokenId};
-use augur_lookahead::{Evidence, PromptLookup, PromptLookupConfig};
+use augur_prompt_lookup::{Evidence, PromptLookup, PromptLookupConfig, PromptLookupDrafter};
 
 const LEN: usize = 3;
 const RUNS: u64 = 100_000;
@@ -134,7 +134,7 @@ enum Rule {
 /// Prompt lookup's drafter with a verifier written here, so the negative
 /// controls differ from the real strategy only in the acceptance rule.
 struct TestVerifier {
-    drafter: PromptLookup,
+    drafter: PromptLookupDrafter,
     rule: Rule,
     draft: Vec<TokenId>,
 }
@@ -142,7 +142,7 @@ struct TestVerifier {
 impl TestVerifier {
     fn new(rule: Rule) -> Self {
         Self {
-            drafter: PromptLookup::new(aggressive()).unwrap(),
+            drafter: PromptLookupDrafter::new(aggressive()).unwrap(),
             rule,
             draft: Vec::new(),
         }

@@ -1,11 +1,17 @@
-//! What passes cost on this machine, and the draft length that pays best.
+//! The one cost model every drafting policy uses: what target passes and
+//! draft steps cost on this machine, and which draft length pays best.
 //!
-//! Speculation pays only when a target pass over γ + 1 tokens plus γ draft
-//! steps costs less than the tokens it yields would cost one pass at a time.
-//! Whether it does depends on the machine far more than on the models: on a
-//! memory-bound machine a pass over a few tokens costs about one pass, on a
-//! compute-bound one it costs almost k passes. So the costs are measured, per
-//! pass size, during the run (and may be seeded from an earlier run's figures).
+//! Drafting pays only when a target pass over γ + 1 tokens plus the time it
+//! took to draft costs less than the tokens it yields would cost one pass at
+//! a time. Whether it does depends on the machine far more than on the
+//! models: on a memory-bound machine a pass over a few tokens costs about one
+//! pass, on a compute-bound one it costs almost k passes. So the costs are
+//! calibrated per pass size (and, without a calibration, measured during the
+//! run), and every policy asks the same two questions of them:
+//! [`speedup`] (expected tokens per unit of time of drafting γ tokens with
+//! per-position acceptance α, against plain decoding) and
+//! [`CostModel::best_prefix`] (the most rewarding prefix of a proposal that
+//! already exists, whose drafting time is spent).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,17 +26,26 @@ const MIN_PHASE: u64 = 3;
 /// through in a few dozen samples.
 const SPIKE_CLIP: f64 = 1.5;
 
+/// Cost of one more token in a target pass, in one-token passes, assumed
+/// before any pass was measured: the measured compute-bound case (a Q4_K_M
+/// target on 2 cores), the cautious choice, under which only drafts right
+/// more than 70 % of the time pay.
+pub const UNMEASURED_TOKEN_COST: f64 = 0.7;
+
 /// Draft step cost assumed, as a fraction of a one-token target pass, before
 /// the draft has been timed: a draft a few times smaller than the target.
 pub const UNMEASURED_DRAFT_RATIO: f64 = 0.25;
 
-/// Measured costs of target passes (per pass size) and of draft steps.
+/// Costs of target passes (per pass size) and of draft steps, and the
+/// largest pass size whose logits are bit-identical to one-token passes.
 ///
-/// Serializable so an application can keep them per model file, machine and
-/// thread count and start the next run from them
-/// ([`crate::SpeculativeConfig::initial_costs`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Costs {
+/// Built from a calibration ([`CostModel::calibrated`]: the costs then stay
+/// fixed, so decisions depend only on the text and the seed) or empty
+/// ([`CostModel::new`]: measured during the run). Serializable so an
+/// application can keep them per model file, machine and thread count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CostModel {
     /// `target_seconds[k - 1]`: estimated seconds of one target pass over k
     /// tokens (ignored where `target_samples[k - 1]` is 0).
     pub target_seconds: Vec<f64>,
@@ -40,12 +55,145 @@ pub struct Costs {
     pub draft_seconds: f64,
     /// How many draft steps were measured (0: `draft_seconds` is unknown).
     pub draft_samples: u64,
+    /// The largest target pass whose logits calibration found bit-identical
+    /// to one-token passes; 0 when unknown, which counts as 1 (a one-token
+    /// pass is the reference itself).
+    pub max_exact_pass: usize,
+    /// True when the target costs came from a calibration: timings of the run
+    /// then leave them as they are ([`CostModel::observe_target`]).
+    pub fixed: bool,
+    /// How much of the draft model's work can overlap a target pass, in
+    /// [0, 1]: 1 when they run on separate hardware (the target on a GPU, the
+    /// draft on the CPU), 0 when they share the same cores (a CPU-only
+    /// machine: two thread teams on the same cores each run slower, and
+    /// doing both at once takes as long as doing one after the other).
+    pub overlap: f64,
 }
 
-impl Costs {
-    /// No measurements.
+impl Default for CostModel {
+    fn default() -> Self {
+        Self {
+            target_seconds: Vec::new(),
+            target_samples: Vec::new(),
+            draft_seconds: 0.0,
+            draft_samples: 0,
+            max_exact_pass: 0,
+            fixed: false,
+            overlap: 1.0,
+        }
+    }
+}
+
+impl CostModel {
+    /// No measurements, and none to be made: costs follow the linear prior
+    /// ([`CostModel::relative`]) and only one-token passes count as
+    /// bit-exact.
     pub fn new() -> Self {
+        Self {
+            fixed: true,
+            ..Self::default()
+        }
+    }
+
+    /// No measurements yet: the run's timings refine it
+    /// ([`CostModel::observe_target`]), so decisions follow the machine's load.
+    pub fn measured() -> Self {
         Self::default()
+    }
+
+    /// A fixed cost model where a pass over k tokens costs 1 + (k − 1)·`token_cost`
+    /// one-token passes, for sizes up to `max_pass` (longer ones follow the
+    /// same slope): for runs without a calibration, and for tests.
+    pub fn linear(token_cost: f64, max_pass: usize) -> Self {
+        let seconds: Vec<f64> = (0..max_pass.max(2))
+            .map(|k| 1.0 + token_cost.max(0.0) * k as f64)
+            .collect();
+        let mut c = Self::calibrated(&seconds, 0.0, 0);
+        // A zero token cost would be a flat (and so unmeasured-looking) table.
+        c.target_seconds.iter_mut().for_each(|s| *s = s.max(1e-12));
+        c
+    }
+
+    /// A cost model from a calibration: `pass_seconds[k - 1]` is the time of
+    /// a target pass over k tokens (0 where not measured), `draft_seconds`
+    /// the time of one draft step (0 for model-free drafting), and
+    /// `max_exact_pass` the calibrated bit-exact pass size. Fixed: the run's
+    /// timings do not move it.
+    pub fn calibrated(pass_seconds: &[f64], draft_seconds: f64, max_exact_pass: usize) -> Self {
+        let mut c = Self::measured();
+        for (i, &s) in pass_seconds.iter().enumerate() {
+            c.record_target(i + 1, s);
+        }
+        // A zero draft cost would read as "unmeasured" and be replaced by a guess.
+        c.record_draft(draft_seconds.max(1e-12));
+        c.max_exact_pass = max_exact_pass;
+        c.fixed = true;
+        c
+    }
+
+    /// The largest pass size known to give logits bit-identical to one-token
+    /// passes (at least 1).
+    pub fn exact_pass(&self) -> usize {
+        self.max_exact_pass.max(1)
+    }
+
+    /// True if a pass over `size` tokens is known to be bit-identical.
+    pub fn pass_is_exact(&self, size: usize) -> bool {
+        size <= self.exact_pass()
+    }
+
+    /// Records a target pass the run timed: refines the estimate unless the
+    /// costs are calibrated ([`CostModel::fixed`]).
+    pub fn observe_target(&mut self, size: usize, seconds: f64) {
+        if !self.fixed {
+            self.record_target(size, seconds);
+        }
+    }
+
+    /// Records a draft step the run timed, unless the costs are calibrated.
+    pub fn observe_draft(&mut self, seconds: f64) {
+        if !self.fixed {
+            self.record_draft(seconds);
+        }
+    }
+
+    /// The cost of a target pass over `size` tokens in one-token passes:
+    /// from the measurements, or before any, the linear prior
+    /// 1 + [`UNMEASURED_TOKEN_COST`]·(size − 1).
+    pub fn relative(&self, size: usize) -> f64 {
+        match (self.target(1), self.target(size)) {
+            (Some(t1), Some(tk)) if t1 > 0.0 => tk / t1,
+            _ => 1.0 + UNMEASURED_TOKEN_COST * size.saturating_sub(1) as f64,
+        }
+    }
+
+    /// The cost of a target pass over `size` tokens in one-token passes, from
+    /// measurements only (`None` before any).
+    pub fn measured_relative(&self, size: usize) -> Option<f64> {
+        let t1 = self.target(1)?;
+        (t1 > 0.0).then(|| self.target(size).unwrap_or(t1 * size as f64) / t1)
+    }
+
+    /// The prefix length of a proposal that buys the most expected tokens per
+    /// unit of time, its drafting already paid for: the k in `0..=max` (k ≤
+    /// `confidence.len()`) maximising E(k) / cost(k + 1) ([`Self::relative`]),
+    /// with `confidence[i]` the chance that draft i is accepted given the ones
+    /// before it were; and that expected speedup over a plain step. k = 0 (a
+    /// plain step) wins ties.
+    pub fn best_prefix(&self, confidence: &[f64], max: usize) -> (usize, f64) {
+        let (mut best, mut best_value) = (0, 1.0);
+        let (mut expected, mut reach) = (1.0, 1.0);
+        for (k, &c) in confidence.iter().enumerate().take(max) {
+            reach *= c.clamp(0.0, 1.0);
+            expected += reach;
+            let value = expected / self.relative(k + 2);
+            // A margin keeps rounding from picking a longer, equal draft.
+            if value > best_value * (1.0 + 1e-9) {
+                best = k + 1;
+                best_value = value;
+            }
+        }
+        (best, best_value)
     }
 
     /// Costs from measured throughputs: `(k, tokens per second of a pass over
@@ -97,12 +245,12 @@ impl Costs {
     /// Samples behind the estimate for passes over exactly `size` tokens.
     pub fn samples(&self, size: usize) -> u64 {
         match size.checked_sub(1) {
-            Some(i) if self.measured(i) => self.target_samples[i],
+            Some(i) if self.is_measured(i) => self.target_samples[i],
             _ => 0,
         }
     }
 
-    fn measured(&self, i: usize) -> bool {
+    fn is_measured(&self, i: usize) -> bool {
         i < self.target_seconds.len()
             && i < self.target_samples.len()
             && self.target_samples[i] > 0
@@ -126,11 +274,11 @@ impl Costs {
         }
         let n = self.target_seconds.len().min(self.target_samples.len());
         let point = |i: usize| (i + 1, self.target_seconds[i]);
-        let below = (0..n.min(size)).rev().find(|&i| self.measured(i));
+        let below = (0..n.min(size)).rev().find(|&i| self.is_measured(i));
         if below == Some(size - 1) {
             return Some(self.target_seconds[size - 1]);
         }
-        let above = (size..n).find(|&i| self.measured(i));
+        let above = (size..n).find(|&i| self.is_measured(i));
         match (below.map(point), above.map(point)) {
             (Some((k0, t0)), Some((k1, t1))) => {
                 let f = (size - k0) as f64 / (k1 - k0) as f64;
@@ -138,7 +286,7 @@ impl Costs {
             }
             (None, Some((k1, t1))) => Some(t1 * size as f64 / k1 as f64),
             (Some((k0, t0)), None) => {
-                let prev = below.and_then(|b| (0..b).rev().find(|&i| self.measured(i)));
+                let prev = below.and_then(|b| (0..b).rev().find(|&i| self.is_measured(i)));
                 let slope = match prev.map(point) {
                     Some((kp, tp)) => ((t0 - tp) / (k0 - kp) as f64).max(0.0),
                     None => 0.0,
@@ -196,7 +344,7 @@ pub fn expected_tokens(alpha: &[f64]) -> f64 {
 /// E(γ)·T_target(1) / (γ·T_draft + T_target(γ + 1)), with `alpha[i]` the
 /// acceptance of draft position i + 1. γ = 0 is plain decoding (speedup 1).
 /// `None` when no target pass was measured or `alpha` is shorter than γ.
-pub fn speedup(alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f64> {
+pub fn speedup(alpha: &[f64], costs: &CostModel, gamma: usize) -> Option<f64> {
     if gamma == 0 {
         return Some(1.0);
     }
@@ -209,7 +357,7 @@ pub fn speedup(alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f64> {
 }
 
 /// Expected speedup over plain decoding of drafting `gamma` tokens per step
-/// in the pipelined strategy ([`crate::PipelinedSpeculative`]), where the
+/// in the pipelined strategy ([`the pipelined drafter`]), where the
 /// draft thread drafts the next proposal while the target verifies this one.
 ///
 /// While the target verifies γ drafts, the draft thread drafts a guess of the
@@ -228,11 +376,12 @@ pub fn speedup(alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f64> {
 /// chance that the guess equals the bonus token (the same event at
 /// temperature 0; at temperature > 0 a match is rarer than an acceptance, so
 /// h is optimistic there). `alpha` must hold γ + 1 estimates. The costs are
-/// those measured with both models running at once: on a machine where they
-/// share cores, each is slower than alone, which cached single-model
-/// measurements do not show. γ = 0 is plain decoding (speedup 1; the draft
+/// those of each model alone; [`CostModel::overlap`] says how much of the
+/// draft work a target pass can hide (none where both share the same cores:
+/// the held case then costs (γ + 1)·T_draft + T_target(γ + 1), more than a
+/// sequential step, and the pipeline never pays). γ = 0 is plain decoding (speedup 1; the draft
 /// thread is idle).
-pub fn pipelined_speedup(alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f64> {
+pub fn pipelined_speedup(alpha: &[f64], costs: &CostModel, gamma: usize) -> Option<f64> {
     if gamma == 0 {
         return Some(1.0);
     }
@@ -242,7 +391,9 @@ pub fn pipelined_speedup(alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f
     let td = costs.draft_or_guess()?;
     let held: f64 = alpha.iter().map(|a| a.clamp(0.0, 1.0)).product();
     let g = gamma as f64;
-    let overlapped = ((g + 1.0) * td).max(tk);
+    // With partial overlap, the part of the work that cannot overlap adds up.
+    let o = costs.overlap.clamp(0.0, 1.0);
+    let overlapped = o * ((g + 1.0) * td).max(tk) + (1.0 - o) * ((g + 1.0) * td + tk);
     let sequential = g * td + tk;
     let time = held * overlapped + (1.0 - held) * sequential;
     (time > 0.0).then(|| expected_tokens(&alpha[..gamma]) * t1 / time)
@@ -251,7 +402,7 @@ pub fn pipelined_speedup(alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f
 /// How the time of a speculative step is estimated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum CostModel {
+pub enum Timing {
     /// Draft, then verify: [`speedup`].
     #[default]
     Sequential,
@@ -259,12 +410,12 @@ pub enum CostModel {
     Pipelined,
 }
 
-impl CostModel {
+impl Timing {
     /// The expected speedup of drafting `gamma` tokens under this model.
-    pub fn speedup(self, alpha: &[f64], costs: &Costs, gamma: usize) -> Option<f64> {
+    pub fn speedup(self, alpha: &[f64], costs: &CostModel, gamma: usize) -> Option<f64> {
         match self {
-            CostModel::Sequential => speedup(alpha, costs, gamma),
-            CostModel::Pipelined => pipelined_speedup(alpha, costs, gamma),
+            Timing::Sequential => speedup(alpha, costs, gamma),
+            Timing::Pipelined => pipelined_speedup(alpha, costs, gamma),
         }
     }
 }
@@ -272,22 +423,22 @@ impl CostModel {
 /// The draft length γ* in `0..=min(max, alpha.len())` with the largest
 /// expected [`speedup`]; 0 (plain decoding) when nothing beats it or nothing
 /// was measured. Ties go to the shorter draft.
-pub fn choose_draft_len(alpha: &[f64], costs: &Costs, max: usize) -> usize {
+pub fn choose_draft_len(alpha: &[f64], costs: &CostModel, max: usize) -> usize {
     choose_draft_len_between(alpha, costs, 1, max)
 }
 
 /// [`choose_draft_len`] with drafting lengths restricted to `min..=max`
 /// (γ = 0 always competes).
-pub fn choose_draft_len_between(alpha: &[f64], costs: &Costs, min: usize, max: usize) -> usize {
-    best_between(CostModel::Sequential, alpha, costs, min, max).0
+pub fn choose_draft_len_between(alpha: &[f64], costs: &CostModel, min: usize, max: usize) -> usize {
+    best_between(Timing::Sequential, alpha, costs, min, max).0
 }
 
 /// The best γ in {0} ∪ [max(min, 1), max] under `model` and its speedup
 /// (lengths the estimates in `alpha` do not cover are skipped).
-pub(crate) fn best_between(
-    model: CostModel,
+pub fn best_between(
+    model: Timing,
     alpha: &[f64],
-    costs: &Costs,
+    costs: &CostModel,
     min: usize,
     max: usize,
 ) -> (usize, f64) {
@@ -371,7 +522,7 @@ mod tests {
     fn compute_bound_machine_never_speculates() {
         // A 0.5B draft costs about a third of a one-token target pass.
         let draft = seconds(&Q4, 1) / 3.0;
-        let costs = Costs::from_throughput(&Q4, draft);
+        let costs = CostModel::from_throughput(&Q4, draft);
         for &a in &[0.5, 0.6, 0.7, 0.8, 0.9] {
             let alpha = vec![a; 8];
             assert_eq!(choose_draft_len(&alpha, &costs, 7), 0, "alpha {a}");
@@ -386,7 +537,7 @@ mod tests {
     fn memory_bound_machine_speculates() {
         for draft_ratio in [1.0 / 3.0, 0.1, 0.02] {
             let draft = seconds(&F16, 1) * draft_ratio;
-            let costs = Costs::from_throughput(&F16, draft);
+            let costs = CostModel::from_throughput(&F16, draft);
             for &a in &[0.7, 0.75, 0.8] {
                 let alpha = vec![a; 8];
                 let g = choose_draft_len(&alpha, &costs, 7);
@@ -397,16 +548,16 @@ mod tests {
         }
         // A very cheap draft at α = 0.8 goes past the 3-token plateau.
         let draft = seconds(&F16, 1) * 0.02;
-        let costs = Costs::from_throughput(&F16, draft);
+        let costs = CostModel::from_throughput(&F16, draft);
         assert!(choose_draft_len(&[0.8; 8], &costs, 7) >= 3);
     }
 
     #[test]
     fn useless_draft_means_plain_decoding() {
-        let costs = Costs::from_throughput(&F16, seconds(&F16, 1) / 3.0);
+        let costs = CostModel::from_throughput(&F16, seconds(&F16, 1) / 3.0);
         assert_eq!(choose_draft_len(&[0.05; 8], &costs, 7), 0);
         // A perfect free draft goes as far as allowed.
-        let costs = Costs::from_throughput(&F16, 1e-9);
+        let costs = CostModel::from_throughput(&F16, 1e-9);
         assert_eq!(choose_draft_len(&[1.0; 8], &costs, 7), 7);
         assert_eq!(choose_draft_len(&[1.0; 8], &costs, 3), 3);
         assert_eq!(choose_draft_len(&[1.0; 2], &costs, 7), 2);
@@ -415,13 +566,13 @@ mod tests {
 
     #[test]
     fn nothing_measured_means_plain_decoding() {
-        assert_eq!(choose_draft_len(&[1.0; 8], &Costs::new(), 8), 0);
-        assert_eq!(speedup(&[1.0; 8], &Costs::new(), 3), None);
+        assert_eq!(choose_draft_len(&[1.0; 8], &CostModel::new(), 8), 0);
+        assert_eq!(speedup(&[1.0; 8], &CostModel::new(), 3), None);
     }
 
     #[test]
     fn min_restricts_the_choice() {
-        let costs = Costs::from_throughput(&F16, seconds(&F16, 1) / 3.0);
+        let costs = CostModel::from_throughput(&F16, seconds(&F16, 1) / 3.0);
         let alpha = [0.75; 8];
         for min in 1..=8 {
             let g = choose_draft_len_between(&alpha, &costs, min, 8);
@@ -444,7 +595,7 @@ mod tests {
 
     #[test]
     fn interpolation_and_extrapolation() {
-        let mut c = Costs::new();
+        let mut c = CostModel::new();
         assert_eq!(c.target(1), None);
         c.record_target(2, 2.0);
         // Below the smallest measured size: in proportion.
@@ -456,19 +607,19 @@ mod tests {
         // Above: the slope of the two largest (0.5 per token).
         assert!((c.target(8).unwrap() - 5.0).abs() < 1e-12);
         // A decreasing pair extrapolates flat, never below.
-        let mut d = Costs::new();
+        let mut d = CostModel::new();
         d.record_target(1, 2.0);
         d.record_target(2, 1.5);
         assert!((d.target(5).unwrap() - 1.5).abs() < 1e-12);
         // The Q4 table's missing k = 7 lies between 6 and 8.
-        let q4 = Costs::from_throughput(&Q4, 0.01);
+        let q4 = CostModel::from_throughput(&Q4, 0.01);
         let t7 = q4.target(7).unwrap();
         assert!(t7 > seconds(&Q4, 6) && t7 < seconds(&Q4, 8));
     }
 
     #[test]
     fn estimates_resist_spikes_and_follow_lasting_changes() {
-        let mut c = Costs::new();
+        let mut c = CostModel::new();
         // A slow first sample does not stick.
         c.record_target(2, 5.0);
         c.record_target(2, 2.0);
@@ -513,7 +664,7 @@ mod tests {
     #[test]
     fn pipelined_speedup_matches_the_formula() {
         let td = seconds(&F16, 1) / 3.0;
-        let costs = Costs::from_throughput(&F16, td);
+        let costs = CostModel::from_throughput(&F16, td);
         for &a in &[0.0, 0.3, 0.8, 1.0] {
             for g in 1..=7 {
                 let got = pipelined_speedup(&vec![a; g + 1], &costs, g).unwrap();
@@ -527,13 +678,13 @@ mod tests {
         assert_eq!(pipelined_speedup(&[0.9; 8], &costs, 0), Some(1.0));
         // The guess needs one more estimate than the drafts.
         assert_eq!(pipelined_speedup(&[0.9; 3], &costs, 3), None);
-        assert_eq!(pipelined_speedup(&[0.9; 4], &Costs::new(), 3), None);
+        assert_eq!(pipelined_speedup(&[0.9; 4], &CostModel::new(), 3), None);
     }
 
     #[test]
     fn pipelined_speedup_bounds() {
         let td = seconds(&F16, 1) / 3.0;
-        let costs = Costs::from_throughput(&F16, td);
+        let costs = CostModel::from_throughput(&F16, td);
         for &a in &[0.2, 0.6, 0.9] {
             for g in 1..=7 {
                 let alpha = vec![a; g + 1];
@@ -566,19 +717,19 @@ mod tests {
         // with a good draft, hiding the draft time behind the target pass
         // pays for one draft.
         let draft = seconds(&Q4, 1) / 3.0;
-        let costs = Costs::from_throughput(&Q4, draft);
+        let costs = CostModel::from_throughput(&Q4, draft);
         let alpha = [0.9; 9];
         assert_eq!(choose_draft_len(&alpha, &costs, 7), 0);
-        let (g, s) = best_between(CostModel::Pipelined, &alpha, &costs, 1, 7);
+        let (g, s) = best_between(Timing::Pipelined, &alpha, &costs, 1, 7);
         assert!(g >= 1 && s > 1.0, "{g} {s}");
         // A poor draft still does not pay.
-        let (g, _) = best_between(CostModel::Pipelined, &[0.3; 9], &costs, 1, 7);
+        let (g, _) = best_between(Timing::Pipelined, &[0.3; 9], &costs, 1, 7);
         assert_eq!(g, 0);
     }
 
     #[test]
     fn unmeasured_draft_uses_a_guess_relative_to_the_target() {
-        let mut c = Costs::new();
+        let mut c = CostModel::new();
         assert_eq!(c.draft_or_guess(), None);
         c.record_target(1, 2.0);
         assert!((c.draft_or_guess().unwrap() - 2.0 * UNMEASURED_DRAFT_RATIO).abs() < 1e-12);
@@ -586,16 +737,16 @@ mod tests {
 
     #[test]
     fn costs_round_trip_through_json_and_tolerate_bad_input() {
-        let c = Costs::from_throughput(&F16, 0.01);
+        let c = CostModel::from_throughput(&F16, 0.01);
         let s = serde_json::to_string(&c).unwrap();
-        let back: Costs = serde_json::from_str(&s).unwrap();
+        let back: CostModel = serde_json::from_str(&s).unwrap();
         assert_eq!(back.target_samples, c.target_samples);
         assert_eq!(back.draft_samples, c.draft_samples);
         for k in 1..=8 {
             assert!((back.target(k).unwrap() / c.target(k).unwrap() - 1.0).abs() < 1e-12);
         }
         // Mismatched lengths and junk values count as unmeasured.
-        let bad: Costs = serde_json::from_str(
+        let bad: CostModel = serde_json::from_str(
             r#"{"target_seconds":[0.1,-3.0],"target_samples":[1,5,7],"draft_seconds":0.0,"draft_samples":4}"#,
         )
         .unwrap();
@@ -603,5 +754,128 @@ mod tests {
         assert_eq!(bad.samples(3), 0);
         assert!((bad.target(2).unwrap() - 0.1).abs() < 1e-12);
         assert_eq!(bad.draft(), None);
+    }
+    /// The draft-length choice of a model-free drafter, as the driver makes
+    /// it: the best prefix of `available` drafts whose i-th is right with
+    /// `rate(i)`, at most `max_len`.
+    #[derive(Clone)]
+    struct Policy {
+        max_len: usize,
+        draft_cost: f64,
+        pass_costs: [f64; 16],
+    }
+
+    impl Policy {
+        fn model(&self) -> CostModel {
+            if self.pass_costs[0] > 0.0 {
+                let n = self.pass_costs.iter().take_while(|&&c| c > 0.0).count();
+                CostModel::calibrated(&self.pass_costs[..n], 0.0, 0)
+            } else {
+                CostModel::linear(self.draft_cost, 16)
+            }
+        }
+        fn draft_len(&self, available: usize, rate: impl Fn(usize) -> f64) -> usize {
+            let rates: Vec<f64> = (0..available).map(rate).collect();
+            self.model().best_prefix(&rates, self.max_len).0
+        }
+        fn cost(&self, k: usize) -> f64 {
+            self.model().relative(k + 1)
+        }
+    }
+
+    const LINEAR: Policy = Policy {
+        max_len: 8,
+        draft_cost: 0.65,
+        pass_costs: [0.0; 16],
+    };
+
+    /// Brute force: the expected tokens per cost of every k.
+    fn best_by_enumeration(p: &Policy, available: usize, rates: &[f64]) -> usize {
+        let value = |k: usize| {
+            let e: f64 = (0..=k).map(|j| rates[..j].iter().product::<f64>()).sum();
+            e / p.cost(k)
+        };
+        (0..=available.min(p.max_len)).fold(0, |best, k| {
+            if value(k) > value(best) * (1.0 + 1e-9) {
+                k
+            } else {
+                best
+            }
+        })
+    }
+
+    #[test]
+    fn drafting_pays_only_above_the_draft_cost() {
+        // One drafted token: E = 1 + α against cost 1 + c: pays iff α > c.
+        assert_eq!(LINEAR.draft_len(1, |_| 0.6), 0);
+        assert_eq!(LINEAR.draft_len(1, |_| 0.7), 1);
+        let cheap = Policy {
+            draft_cost: 0.1,
+            ..LINEAR
+        };
+        assert_eq!(cheap.draft_len(1, |_| 0.2), 1);
+        assert_eq!(cheap.draft_len(1, |_| 0.05), 0);
+        // Nothing available, nothing drafted.
+        assert_eq!(cheap.draft_len(0, |_| 1.0), 0);
+    }
+
+    #[test]
+    fn draft_length_maximizes_tokens_per_cost() {
+        let mut table = [0.0; 16];
+        // Q4_K_M on 2 cores: passes of 8+ tokens cost a jump more.
+        table[..10].copy_from_slice(&[1.0, 1.74, 2.38, 2.96, 3.65, 4.26, 4.92, 7.76, 8.43, 8.65]);
+        let measured = Policy {
+            max_len: 12,
+            pass_costs: table,
+            ..LINEAR
+        };
+        for p in [
+            LINEAR,
+            Policy {
+                draft_cost: 0.1,
+                ..LINEAR
+            },
+            Policy {
+                draft_cost: 0.0,
+                ..LINEAR
+            },
+            measured.clone(),
+        ] {
+            for available in 0..=12 {
+                for i in 0..=20 {
+                    let base = i as f64 / 20.0;
+                    // Rates that rise along the draft, as a copy's do.
+                    let rates: Vec<f64> =
+                        (0..16).map(|j| (base + 0.02 * j as f64).min(1.0)).collect();
+                    assert_eq!(
+                        p.draft_len(available, |j| rates[j]),
+                        best_by_enumeration(&p, available, &rates),
+                        "cost {} available {available} base {base}",
+                        p.draft_cost
+                    );
+                }
+            }
+        }
+        // Sure drafts are taken up to the cap.
+        assert_eq!(LINEAR.draft_len(20, |_| 1.0), 8);
+        // Measured costs: a sure copy stops short of the 8-token jump when
+        // the cap does not allow the longer passes that amortize it.
+        let capped = Policy {
+            max_len: 8,
+            ..measured
+        };
+        assert_eq!(capped.draft_len(20, |_| 1.0), 6);
+        // On a compute-bound target a 90 % rate is worth only a few tokens.
+        let k = LINEAR.draft_len(20, |_| 0.9);
+        assert!((2..=4).contains(&k), "{k}");
+    }
+
+    #[test]
+    fn zero_max_len_never_drafts() {
+        let never = Policy {
+            max_len: 0,
+            ..LINEAR
+        };
+        assert_eq!(never.draft_len(5, |_| 1.0), 0);
     }
 }
