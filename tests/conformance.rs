@@ -9,9 +9,13 @@ mod common;
 
 use std::sync::Arc;
 
+use augur::core::DraftLength;
 use augur::llama::GgufModel;
-use augur::speculative::{DraftLength, SpeculativeConfig};
-use augur::{build_strategy, ExactMode, Model, StrategyConfig, StrategyKind};
+use augur::speculative::{PipelinedSpeculative, SpeculativeConfig};
+use augur::{
+    build_strategy, BuildOptions, DraftModel, ExactMode, Model, Strategy, StrategyConfig,
+    StrategyKind,
+};
 use common::{compare_with_baseline, corpus, model, session, tokens};
 
 const TARGET: &str = "qwen2.5-coder-1.5b";
@@ -20,39 +24,72 @@ const DRAFT: &str = "qwen2.5-coder-0.5b";
 const N: usize = 24;
 const N_CTX: usize = 1024;
 
-/// The calibrated configuration for `kind` on `target` (bit-exact pass size and
-/// pass costs, as the engine would apply them).
+/// The calibration of `target` (bit-exact pass size and pass costs).
 fn calibration(target: &Arc<GgufModel>) -> augur::calibration::Calibration {
     augur::calibration::cached_or_measure(target, 0, 16).unwrap()
 }
 
-fn calibrated(target: &Arc<GgufModel>, mut config: StrategyConfig) -> StrategyConfig {
+/// What the engine hands every strategy after calibration: the calibrated
+/// cost model and the exactness mode.
+fn calibrated(target: &Arc<GgufModel>, exact: ExactMode) -> BuildOptions {
     let cal = calibration(target);
-    config
-        .apply_calibration(cal.max_exact_pass, &cal.pass_seconds)
-        .unwrap();
-    config
+    BuildOptions {
+        costs: Some(augur::core::CostModel::calibrated(
+            &cal.pass_seconds,
+            0.0,
+            cal.max_exact_pass,
+        )),
+        exact,
+    }
+}
+
+/// Whether `options` run bit-exact.
+fn bit_exact(options: &BuildOptions) -> bool {
+    let size = options.costs.as_ref().map_or(1, |c| c.exact_pass());
+    options.exact.resolve(size)
 }
 
 /// Runs `config` over the corpus and asserts conformance; returns the flips.
-fn check_corpus(label: &str, config: &StrategyConfig, draft: Option<&str>) -> usize {
+fn check_corpus(
+    label: &str,
+    config: &StrategyConfig,
+    options: &BuildOptions,
+    draft: Option<&str>,
+) -> usize {
+    check_corpus_with(label, config, options, draft, &|d| {
+        build_strategy(config, options, d).unwrap()
+    })
+}
+
+/// [`check_corpus`] with the strategy made by `make` from the draft session.
+fn check_corpus_with(
+    label: &str,
+    config: &StrategyConfig,
+    options: &BuildOptions,
+    draft: Option<&str>,
+    make: &dyn Fn(Option<DraftModel>) -> Box<dyn Strategy + Send>,
+) -> usize {
     let target = model(TARGET);
-    let bit_exact = config.speculative.exact;
+    let bit_exact = bit_exact(options);
     let tolerance = common::kernel_tolerance(&calibration(&target));
     let mut flips = 0;
     let mut compared = 0;
     let mut failures = Vec::new();
-    let la_window = config.lookahead.window as i32;
-    let seq_ok = |s: i32| s == 0 || (config.kind == StrategyKind::Lookahead && s > la_window);
+    let la_window = match config {
+        StrategyConfig::Lookahead(la) => la.window as i32,
+        _ => 0,
+    };
+    let seq_ok = |s: i32| s == 0 || (config.kind() == StrategyKind::Lookahead && s > la_window);
+    let pipelined = config.speculative().is_some_and(|s| s.pipeline);
     for p in corpus() {
         let prompt = tokens(&target, &p);
         let mut target_session = session(&target, N_CTX, config.sequences_needed());
         let draft_model = draft.map(|d| {
             let m = model(d);
-            let threads = if config.speculative.pipeline { 1 } else { 0 };
-            Box::new(common::session_with_threads(&m, N_CTX, 1, threads)) as augur::DraftModel
+            let threads = if pipelined { 1 } else { 0 };
+            Box::new(common::session_with_threads(&m, N_CTX, 1, threads)) as DraftModel
         });
-        let mut strategy = build_strategy(config, draft_model).unwrap();
+        let mut strategy = make(draft_model);
         match compare_with_baseline(
             &mut target_session,
             strategy.as_mut(),
@@ -82,15 +119,11 @@ fn check_corpus(label: &str, config: &StrategyConfig, draft: Option<&str>) -> us
     flips
 }
 
-fn speculative(mode: DraftLength, exact: ExactMode) -> StrategyConfig {
-    let target = model(TARGET);
-    let mut config = StrategyConfig::new(StrategyKind::Speculative);
-    config.speculative = SpeculativeConfig {
+fn speculative(mode: DraftLength) -> StrategyConfig {
+    StrategyConfig::Speculative(SpeculativeConfig {
         mode,
         ..SpeculativeConfig::default()
-    };
-    config.exact = exact;
-    calibrated(&target, config)
+    })
 }
 
 #[test]
@@ -104,54 +137,73 @@ fn corpus_is_large_and_varied() {
 
 #[test]
 fn speculative_fixed_draft_lengths_match_baseline() {
+    let options = calibrated(&model(TARGET), ExactMode::Kernel);
     for gamma in [1, 4, 8] {
-        let config = speculative(DraftLength::Fixed(gamma), ExactMode::Kernel);
-        assert!(!config.speculative.exact);
-        check_corpus(&format!("speculative γ={gamma}"), &config, Some(DRAFT));
-    }
-}
-
-#[test]
-fn speculative_adaptive_matches_baseline() {
-    let config = speculative(DraftLength::Adaptive, ExactMode::Auto);
-    check_corpus("speculative adaptive", &config, Some(DRAFT));
-}
-
-#[test]
-fn speculative_bit_exact_mode_is_identical() {
-    let config = speculative(DraftLength::Fixed(8), ExactMode::Bit);
-    assert!(config.speculative.exact);
-    let flips = check_corpus("speculative bit-exact", &config, Some(DRAFT));
-    assert_eq!(flips, 0);
-}
-
-#[test]
-fn speculative_pipelined_matches_baseline() {
-    for mode in [DraftLength::Fixed(4), DraftLength::Adaptive] {
-        let mut config = speculative(mode, ExactMode::Kernel);
-        config.speculative.pipeline = true;
+        let config = speculative(DraftLength::Fixed(gamma));
+        assert!(!bit_exact(&options));
         check_corpus(
-            &format!("speculative pipelined {mode:?}"),
+            &format!("speculative γ={gamma}"),
             &config,
+            &options,
             Some(DRAFT),
         );
     }
 }
 
 #[test]
+fn speculative_adaptive_matches_baseline() {
+    let options = calibrated(&model(TARGET), ExactMode::Auto);
+    let config = speculative(DraftLength::Adaptive);
+    check_corpus("speculative adaptive", &config, &options, Some(DRAFT));
+}
+
+#[test]
+fn speculative_bit_exact_mode_is_identical() {
+    let options = calibrated(&model(TARGET), ExactMode::Bit);
+    let config = speculative(DraftLength::Fixed(8));
+    assert!(bit_exact(&options));
+    let flips = check_corpus("speculative bit-exact", &config, &options, Some(DRAFT));
+    assert_eq!(flips, 0);
+}
+
+#[test]
+fn speculative_pipelined_matches_baseline() {
+    // The pipelined drafter itself, whether or not the cost model would pick
+    // it on this machine.
+    let options = calibrated(&model(TARGET), ExactMode::Kernel);
+    for mode in [DraftLength::Fixed(4), DraftLength::Adaptive] {
+        let spec = SpeculativeConfig {
+            mode,
+            pipeline: true,
+            initial_costs: options.costs.clone(),
+            ..SpeculativeConfig::default()
+        };
+        let config = StrategyConfig::Speculative(spec.clone());
+        check_corpus_with(
+            &format!("speculative pipelined {mode:?}"),
+            &config,
+            &options,
+            Some(DRAFT),
+            &|d| Box::new(PipelinedSpeculative::new(d.unwrap(), spec.clone())),
+        );
+    }
+}
+
+#[test]
 fn prompt_lookup_matches_baseline() {
-    let target = model(TARGET);
+    let options = calibrated(&model(TARGET), ExactMode::Kernel);
     // The defaults (drafts up to 15, passes of 16) and short drafts.
-    for (min, max, draft_max) in [(1, 4, augur::lookahead::DEFAULT_DRAFT_MAX), (2, 3, 3)] {
-        let mut config = StrategyConfig::new(StrategyKind::PromptLookup);
-        config.prompt_lookup.ngram_min = min;
-        config.prompt_lookup.ngram_max = max;
-        config.prompt_lookup.draft_max = draft_max;
-        config.exact = ExactMode::Kernel;
-        let config = calibrated(&target, config);
+    for (min, max, draft_max) in [(1, 4, augur::prompt_lookup::DEFAULT_DRAFT_MAX), (2, 3, 3)] {
+        let config = StrategyConfig::PromptLookup(augur::prompt_lookup::PromptLookupConfig {
+            ngram_min: min,
+            ngram_max: max,
+            draft_max,
+            ..Default::default()
+        });
         check_corpus(
             &format!("prompt-lookup n={min}..{max} draft≤{draft_max}"),
             &config,
+            &options,
             None,
         );
     }
@@ -159,12 +211,22 @@ fn prompt_lookup_matches_baseline() {
 
 #[test]
 fn lookahead_matches_baseline() {
-    let target = model(TARGET);
+    let options = calibrated(&model(TARGET), ExactMode::Kernel);
     for (w, n, g) in [(1, 3, 1), (3, 4, 2)] {
-        let mut config = StrategyConfig::new(StrategyKind::Lookahead);
-        config.lookahead = augur::lookahead::LookaheadConfig::new(w, n, g);
-        config.exact = ExactMode::Kernel;
-        let config = calibrated(&target, config);
-        check_corpus(&format!("lookahead W={w} N={n} G={g}"), &config, None);
+        let config = StrategyConfig::Lookahead(augur::lookahead::LookaheadConfig::new(w, n, g));
+        check_corpus(
+            &format!("lookahead W={w} N={n} G={g}"),
+            &config,
+            &options,
+            None,
+        );
     }
+}
+
+#[test]
+fn repeat_last_matches_baseline() {
+    // The example drafter, registered with one line, under the same test.
+    let options = calibrated(&model(TARGET), ExactMode::Kernel);
+    let config = StrategyConfig::parse("repeat-last:draft-max=3", &[]).unwrap();
+    check_corpus("repeat-last n=3", &config, &options, None);
 }

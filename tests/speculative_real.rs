@@ -4,9 +4,10 @@
 
 mod common;
 
-use augur::speculative::{DraftLength, SpeculativeConfig};
+use augur::core::DraftLength;
+use augur::speculative::SpeculativeConfig;
 use augur::{
-    build_strategy, Engine, EngineOptions, ExactMode, GenerateParams, SamplingParams,
+    build_strategy, BuildOptions, Engine, EngineOptions, ExactMode, GenerateParams, SamplingParams,
     StrategyConfig, StrategyKind,
 };
 use common::{compare_with_baseline, corpus, model, session, tokens};
@@ -14,13 +15,18 @@ use common::{compare_with_baseline, corpus, model, session, tokens};
 const SMOL: &str = "smollm2-135m";
 
 fn self_draft_config(gamma: usize) -> StrategyConfig {
-    let mut config = StrategyConfig::new(StrategyKind::Speculative);
-    config.speculative = SpeculativeConfig {
+    StrategyConfig::Speculative(SpeculativeConfig {
         mode: DraftLength::Fixed(gamma),
         ..SpeculativeConfig::default()
-    };
-    config.exact = ExactMode::Kernel;
-    config
+    })
+}
+
+/// Kernel-level exactness, no calibration.
+fn kernel_level() -> BuildOptions {
+    BuildOptions {
+        costs: None,
+        exact: ExactMode::Kernel,
+    }
 }
 
 #[test]
@@ -33,7 +39,8 @@ fn smollm2_drafting_for_itself_accepts_every_draft() {
         for gamma in [3, 8] {
             let mut target = session(&m, 1024, 1);
             let draft = Box::new(session(&m, 1024, 1)) as augur::DraftModel;
-            let mut strategy = build_strategy(&self_draft_config(gamma), Some(draft)).unwrap();
+            let mut strategy =
+                build_strategy(&self_draft_config(gamma), &kernel_level(), Some(draft)).unwrap();
             let params = GenerateParams {
                 max_tokens: 40,
                 sampling: SamplingParams::greedy(),
@@ -53,7 +60,9 @@ fn smollm2_drafting_for_itself_accepts_every_draft() {
             if g.stats.accepted < g.stats.drafted {
                 let mut target = session(&m, 1024, 1);
                 let draft = Box::new(session(&m, 1024, 1)) as augur::DraftModel;
-                let mut strategy = build_strategy(&self_draft_config(gamma), Some(draft)).unwrap();
+                let mut strategy =
+                    build_strategy(&self_draft_config(gamma), &kernel_level(), Some(draft))
+                        .unwrap();
                 let tolerance = common::kernel_tolerance(
                     &augur::calibration::cached_or_measure(&m, 0, 9).unwrap(),
                 );
@@ -84,14 +93,14 @@ fn smollm2_drafting_for_itself_accepts_every_draft() {
 
 fn sample_with_seed(seed: u64) -> Vec<u32> {
     let m = model(SMOL);
-    let mut config = self_draft_config(4);
-    config.speculative.mode = DraftLength::Adaptive;
+    let config = StrategyConfig::Speculative(SpeculativeConfig::default());
     let mut engine = Engine::with_models(
         m.clone(),
         Some(m.clone()),
         EngineOptions {
             n_ctx: 512,
             strategy: config,
+            exact: ExactMode::Kernel,
             ..EngineOptions::new(m.path())
         },
     )

@@ -193,7 +193,11 @@ impl Strategy for Plain {
         false
     }
     fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        ctx.verify_proposal(&augur::core::Proposal::new())?;
+        ctx.verify(
+            &augur::core::Proposal::new(),
+            1,
+            &mut augur::core::CostModel::new(),
+        )?;
         Ok(())
     }
 }

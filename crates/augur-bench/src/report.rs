@@ -93,6 +93,16 @@ pub struct Summary {
     /// measured acceptance per position and draft cost (drafting strategies
     /// with a calibration, lookahead excepted).
     pub predicted_speedup: Option<f64>,
+    /// Tokens/s predicted from calibration: the run's target passes, each
+    /// costed at the calibrated time of its size, its draft-model passes at
+    /// the calibrated draft step, and the rest of its time as measured.
+    /// Pooled over the runs; compare with `pooled_tokens_per_second`.
+    pub predicted_tokens_per_second: Option<f64>,
+    /// Tokens/s pooled over the runs (all tokens ÷ all decoding time).
+    pub pooled_tokens_per_second: f64,
+    /// Mean seconds of a target pass over k tokens in these runs, at index
+    /// k − 1 (0 where none was made): what calibration is checked against.
+    pub measured_pass_seconds: Vec<f64>,
     /// Accepted ÷ drafted tokens, pooled.
     pub acceptance_rate: f64,
     /// Conditional acceptance per draft position, pooled.
@@ -144,6 +154,39 @@ pub struct Report {
     pub mismatches: Vec<Mismatch>,
     /// Every timed run.
     pub runs: Vec<RunRecord>,
+}
+
+/// Tokens/s the calibration predicts for `records` (see
+/// [`Summary::predicted_tokens_per_second`]): each target pass at the
+/// calibrated time of its size ([`CostModel::calibrated`], which extrapolates
+/// past the calibrated sizes), each draft-model pass at `draft_step` (when
+/// calibrated), everything else as the runs measured it.
+fn predicted_tokens_per_second(
+    records: &[&RunRecord],
+    pass_seconds: &[f64],
+    draft_step: Option<f64>,
+) -> Option<f64> {
+    let costs = augur::core::CostModel::calibrated(pass_seconds, 0.0, 0);
+    let (mut tokens, mut seconds) = (0.0, 0.0);
+    for r in records {
+        let verify: f64 = r
+            .passes_by_size
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| n as f64 * costs.target(i + 1).unwrap_or(0.0))
+            .sum();
+        // Pipelined drafting overlaps the target: its measured waiting is
+        // what it costs, so only sequential draft passes are predicted.
+        let pipelined = r.draft_wait_seconds > 0.0;
+        let draft = match draft_step {
+            Some(step) if !pipelined => r.draft_passes as f64 * step,
+            _ => r.draft_critical_seconds,
+        };
+        let rest = (r.decode_seconds - r.verify_seconds - r.draft_critical_seconds).max(0.0);
+        tokens += r.n_generated as f64;
+        seconds += verify + draft + rest;
+    }
+    (seconds > 0.0 && tokens > 0.0).then(|| tokens / seconds)
 }
 
 fn pooled(records: &[&RunRecord], info: &ContenderInfo, greedy: bool, workload: &str) -> Summary {
@@ -200,6 +243,26 @@ fn pooled(records: &[&RunRecord], info: &ContenderInfo, greedy: bool, workload: 
         }
         _ => None,
     };
+    let predicted_tps = info
+        .pass_seconds
+        .as_ref()
+        .filter(|_| info.strategy != "baseline")
+        .and_then(|pass| predicted_tokens_per_second(records, pass, info.draft_step_seconds));
+    let sizes = records
+        .iter()
+        .map(|r| r.passes_by_size.len())
+        .max()
+        .unwrap_or(0);
+    let measured_pass_seconds: Vec<f64> = (0..sizes)
+        .map(|i| {
+            let n: u64 = records.iter().filter_map(|r| r.passes_by_size.get(i)).sum();
+            let t: f64 = records
+                .iter()
+                .filter_map(|r| r.seconds_by_size.get(i))
+                .sum();
+            ratio(t, n as f64)
+        })
+        .collect();
     let compared = greedy.then(|| {
         records
             .iter()
@@ -223,6 +286,9 @@ fn pooled(records: &[&RunRecord], info: &ContenderInfo, greedy: bool, workload: 
         speedup_worst: worst(&ratios),
         speedup_geomean: geometric_mean(&ratios),
         predicted_speedup: predicted,
+        predicted_tokens_per_second: predicted_tps,
+        pooled_tokens_per_second: ratio(generated, decode),
+        measured_pass_seconds,
         acceptance_rate: ratio(accepted, drafted),
         acceptance_by_position: crate::predict::conditional_acceptance(&dbp, &abp),
         tokens_per_target_pass: ratio(generated, passes),
@@ -322,13 +388,16 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "- speedup: tokens/s ÷ the baseline's on the same prompt and repeat (median and worst over runs); predicted: the paper's formula with calibrated pass costs and the measured acceptance\n"
+            "- speedup: tokens/s ÷ the baseline's on the same prompt and repeat (median and worst over runs); predicted: the paper's formula with calibrated pass costs and the measured acceptance; pred tok/s: the runs' own passes costed by calibration (and how far the measured pooled tokens/s is from it)\n"
         );
         let _ = writeln!(
             out,
-            "| strategy | workload | runs | tok/s | speedup | worst | predicted | accept | tok/pass | acc/pass | draft/verify/other | guarantee | same as baseline |"
+            "| strategy | workload | runs | tok/s | speedup | worst | predicted | pred tok/s | accept | tok/pass | acc/pass | draft/verify/other | guarantee | same as baseline |"
         );
-        let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|");
+        let _ = writeln!(
+            out,
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|"
+        );
         for r in &self.summaries {
             let accept = if r.strategy == self.baseline {
                 "–".to_string()
@@ -341,9 +410,16 @@ impl Report {
                 (Some(n), Some(m)) => format!("✗ {m} of {n} differ"),
                 _ => "n/a (sampling)".to_string(),
             };
+            let predicted_tps = match r.predicted_tokens_per_second {
+                Some(p) if p > 0.0 => format!(
+                    "{p:.2} ({:+.0} %)",
+                    100.0 * (r.pooled_tokens_per_second / p - 1.0)
+                ),
+                _ => "–".to_string(),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0}/{:.0}/{:.0} % | {} | {} |",
+                "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0}/{:.0}/{:.0} % | {} | {} |",
                 r.strategy,
                 r.workload,
                 r.runs,
@@ -351,6 +427,7 @@ impl Report {
                 times(r.speedup_median),
                 times(r.speedup_worst),
                 times(r.predicted_speedup),
+                predicted_tps,
                 accept,
                 r.tokens_per_target_pass,
                 r.accepted_per_target_pass,
@@ -475,7 +552,31 @@ mod tests {
             accepted_by_position: vec![6, 4],
             prompt_tokens: vec![],
             tokens: vec![],
+            draft_critical_seconds: 0.0,
+            draft_wait_seconds: 0.0,
+            // Ten passes of 3 tokens, taking half the decoding time.
+            passes_by_size: vec![0, 0, 10],
+            seconds_by_size: vec![0.0, 0.0, 0.5 * 20.0 / tps],
         }
+    }
+
+    #[test]
+    fn calibration_predicts_tokens_per_second_from_the_runs_own_passes() {
+        // Calibration says a 3-token pass takes 1 s (the test's passes took
+        // 0.5 * 20 / tps / 10 = 0.05 s at 20 tok/s): 10 s of verification
+        // plus 0.5 s of the rest for 20 tokens.
+        let r = rec("prompt-lookup", "code", "p", 20.0, 1.0);
+        let p = predicted_tokens_per_second(&[&r], &[1.0, 1.0, 1.0], None).unwrap();
+        assert!((p - 20.0 / 10.5).abs() < 1e-9, "{p}");
+        // A calibration that matches the run predicts its tokens/s.
+        let p = predicted_tokens_per_second(&[&r], &[0.05, 0.05, 0.05], None).unwrap();
+        assert!((p - 20.0).abs() < 1e-9, "{p}");
+        // Draft passes at the calibrated draft step.
+        let mut d = r.clone();
+        d.draft_passes = 10;
+        d.draft_critical_seconds = 0.0;
+        let p = predicted_tokens_per_second(&[&d], &[0.05, 0.05, 0.05], Some(0.05)).unwrap();
+        assert!((p - 20.0 / 1.5).abs() < 1e-9, "{p}");
     }
 
     fn info(label: &str, strategy: &str) -> ContenderInfo {

@@ -185,6 +185,15 @@ pub struct RunRecord {
     pub prompt_tokens: Vec<TokenId>,
     /// The generated token ids.
     pub tokens: Vec<TokenId>,
+    /// Drafting time on the critical path (all of it, unless a pipeline
+    /// overlapped it with verification).
+    pub draft_critical_seconds: f64,
+    /// Pipelined drafting: time the target side waited for proposals.
+    pub draft_wait_seconds: f64,
+    /// `passes_by_size[k - 1]`: target passes over k tokens.
+    pub passes_by_size: Vec<u64>,
+    /// `seconds_by_size[k - 1]`: the time those passes took, in all.
+    pub seconds_by_size: Vec<f64>,
 }
 
 impl RunRecord {
@@ -224,6 +233,10 @@ impl RunRecord {
             accepted_by_position: s.accepted_by_position.clone(),
             prompt_tokens: job.tokens.clone(),
             tokens: g.tokens.clone(),
+            draft_critical_seconds: s.draft_critical_seconds(),
+            draft_wait_seconds: s.draft_wait_seconds,
+            passes_by_size: s.passes_by_size.clone(),
+            seconds_by_size: s.seconds_by_size.clone(),
         }
     }
 }

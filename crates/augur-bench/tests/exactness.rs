@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use augur::core::verify::Proposal;
 use augur::core::{CoreError, StepContext, Strategy};
+use augur::core::{CostModel, Proposal};
 use augur::{Engine, EngineOptions, SamplingParams, TokenId};
 use augur_bench::{BenchSettings, ChatMode, Contender, Event, Prompt, Workload};
 
@@ -33,7 +33,7 @@ impl Strategy for OneTokenOff {
     }
 
     fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        ctx.verify_proposal(&Proposal::new())?;
+        ctx.verify(&Proposal::new(), 1, &mut CostModel::new())?;
         if let Some((at, replacement)) = self.plant {
             if self.emitted == at {
                 let last = ctx.tokens.len() - 1;

@@ -86,6 +86,41 @@ pub trait Strategy {
     }
 }
 
+/// Implements [`Strategy`] for a named strategy that wraps another in a
+/// field (a plugin's strategy around the one [`crate::DraftVerify`] driver),
+/// delegating every method: `delegate_strategy!(PromptLookup, inner, NAME)`.
+/// With a fourth argument, a method of the type to call first at `start`
+/// (to validate its settings).
+#[macro_export]
+macro_rules! delegate_strategy {
+    ($ty:ident $(<$($gen:ident: $bound:path),*>)?, $field:ident, $name:expr $(, $check:ident)?) => {
+        impl$(<$($gen: $bound),*>)? $crate::Strategy for $ty$(<$($gen),*>)? {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn start(
+                &mut self,
+                ctx: &mut $crate::StepContext<'_>,
+            ) -> Result<(), $crate::CoreError> {
+                $(self.$check()?;)?
+                self.$field.start(ctx)
+            }
+            fn step(
+                &mut self,
+                ctx: &mut $crate::StepContext<'_>,
+            ) -> Result<(), $crate::CoreError> {
+                self.$field.step(ctx)
+            }
+            fn max_exact_pass(&self) -> usize {
+                self.$field.max_exact_pass()
+            }
+            fn finish(&mut self, stats: &mut $crate::RunStats) {
+                self.$field.finish(stats)
+            }
+        }
+    };
+}
+
 impl<S: Strategy + ?Sized> Strategy for Box<S> {
     fn name(&self) -> &'static str {
         (**self).name()

@@ -396,9 +396,6 @@ mod tests {
         fn new_generation(&mut self) {
             self.tuner.new_generation();
         }
-        fn explorations(&self) -> u64 {
-            self.tuner.explorations()
-        }
         fn cost_model(&self) -> Timing {
             self.tuner.cost_model()
         }

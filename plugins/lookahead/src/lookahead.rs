@@ -38,8 +38,8 @@
 use augur_core::strategy::Exactness;
 use augur_core::{
     Branch, BuildEnv, Built, CoreError, CostModel, DraftRequest, DraftSettings, DraftVerify,
-    Drafter, Proposal, Rng, RunStats, SamplingParams, SeqId, SettingKey, SideEntry, StepContext,
-    Strategy, StrategyPlugin, TokenId, VerifyOutcome,
+    Drafter, Proposal, Rng, RunStats, SamplingParams, SeqId, SettingKey, SideEntry, Strategy,
+    StrategyPlugin, TokenId, VerifyOutcome,
 };
 
 use crate::error::Error;
@@ -546,27 +546,7 @@ impl Lookahead {
     }
 }
 
-impl Strategy for Lookahead {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn start(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        self.inner.start(ctx)
-    }
-
-    fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        self.inner.step(ctx)
-    }
-
-    fn max_exact_pass(&self) -> usize {
-        self.inner.max_exact_pass()
-    }
-
-    fn finish(&mut self, stats: &mut RunStats) {
-        self.inner.finish(stats)
-    }
-}
+augur_core::delegate_strategy!(Lookahead, inner, NAME);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

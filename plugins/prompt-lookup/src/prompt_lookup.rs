@@ -3,8 +3,8 @@
 use augur_core::strategy::Exactness;
 use augur_core::{
     BuildEnv, Built, CoreError, CostModel, DraftRequest, DraftSettings, DraftVerify, Drafter,
-    Proposal, Rng, RunStats, SamplingParams, SettingKey, SparseDist, StepContext, Strategy,
-    StrategyPlugin, TokenId, VerifyOutcome,
+    Proposal, Rng, RunStats, SamplingParams, SettingKey, SparseDist, Strategy, StrategyPlugin,
+    TokenId, VerifyOutcome,
 };
 
 use crate::budget::{
@@ -420,27 +420,7 @@ impl PromptLookup {
     }
 }
 
-impl Strategy for PromptLookup {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn start(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        self.inner.start(ctx)
-    }
-
-    fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        self.inner.step(ctx)
-    }
-
-    fn max_exact_pass(&self) -> usize {
-        self.inner.max_exact_pass()
-    }
-
-    fn finish(&mut self, stats: &mut RunStats) {
-        self.inner.finish(stats)
-    }
-}
+augur_core::delegate_strategy!(PromptLookup, inner, NAME);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -160,30 +160,13 @@ impl<D: Model> Speculative<D> {
     pub fn inner(&self) -> &DraftVerify<Tuned<ModelDrafter<D>>> {
         &self.inner
     }
-}
 
-impl<D: Model> Strategy for Speculative<D> {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn start(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        self.config.validate()?;
-        self.inner.start(ctx)
-    }
-
-    fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        self.inner.step(ctx)
-    }
-
-    fn max_exact_pass(&self) -> usize {
-        self.inner.max_exact_pass()
-    }
-
-    fn finish(&mut self, stats: &mut RunStats) {
-        self.inner.finish(stats)
+    fn check_config(&self) -> Result<(), SpeculativeError> {
+        self.config.validate()
     }
 }
+
+augur_core::delegate_strategy!(Speculative<D: Model>, inner, NAME, check_config);
 
 /// Pipelined speculative decoding with a draft model `D`: the same driver as
 /// [`Speculative`], with a [`PipelinedDrafter`] whose thread drafts the next
