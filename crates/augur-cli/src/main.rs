@@ -30,7 +30,8 @@ enum Command {
     Bench(Box<bench_cmd::BenchArgs>),
     /// Measure this machine's pass costs and bit-exact pass size; predict speedups.
     Calibrate(Box<calibrate_cmd::CalibrateArgs>),
-    /// Describe a GGUF file without loading its weights.
+    /// Describe a GGUF file without loading its weights, and say whether
+    /// augur would load it (exit status 1 when not).
     Inspect(InspectArgs),
     /// Fetch, list and convert models.
     #[command(subcommand)]
@@ -47,15 +48,30 @@ struct InspectArgs {
     json: bool,
 }
 
+/// Describes the file, then gives the verdict of the validation that `run`
+/// applies before loading: a file `run` refuses is described as far as its
+/// header allows, and the command fails with `run`'s reason.
 fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     let path = augur::models::resolve(&args.file)?;
     let info = augur::gguf::inspect(&path)?;
+    let verdict = augur::gguf::validate(&path).map(|_| ());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        let mut value = serde_json::to_value(&info)?;
+        if let Some(map) = value.as_object_mut() {
+            map.insert("loadable".into(), verdict.is_ok().into());
+            let problem = verdict.as_ref().err().map(ToString::to_string);
+            map.insert("problem".into(), problem.into());
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{}", info.render_text());
+        println!(
+            "{:<16}{}",
+            "Loadable:",
+            if verdict.is_ok() { "yes" } else { "no" }
+        );
     }
-    Ok(())
+    Ok(verdict?)
 }
 
 /// Asks llama.cpp for its logs (before any model loads) and prints them on

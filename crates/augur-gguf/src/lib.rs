@@ -33,6 +33,7 @@
 //! arrays ≤ 2^30 elements, ≤ 4 dimensions), so hostile headers fail fast with
 //! an error and never a panic.
 
+mod hparams;
 mod info;
 mod reader;
 mod types;
@@ -41,6 +42,7 @@ mod vocab;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+pub use hparams::{LLAMA_MAX_EXPERTS, LLAMA_MAX_LAYERS};
 pub use info::ModelInfo;
 pub use reader::{GgufHeader, MetaValue, TensorInfo};
 pub use types::{file_type_name, ggml_type_name, GgmlType};
@@ -101,6 +103,15 @@ pub enum GgufError {
         /// What is wrong.
         reason: String,
     },
+    /// The header is well formed, but its hyperparameters are ones llama.cpp
+    /// would abort on (an assertion, not an error) or cannot run.
+    #[error("{} cannot be loaded: {reason}", path.display())]
+    Hyperparameters {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A draft model's vocabulary does not match the target's.
     #[error("the draft model's vocabulary does not match the target's: {}", differences.join("; "))]
     VocabMismatch {
@@ -138,7 +149,8 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, GgufError> {
 /// Like [`inspect`], after checking what llama.cpp would refuse or trip over
 /// (see [`GgufHeader::validate`]).
 pub fn validate(path: &Path) -> Result<ModelInfo, GgufError> {
-    let h = reader::read_header(path, ReadOptions { keep_tokens: false })?;
+    // The token texts are kept: llama.cpp asserts that they are unique.
+    let h = reader::read_header(path, ReadOptions { keep_tokens: true })?;
     h.validate()?;
     Ok(ModelInfo::from_header(&h))
 }
@@ -165,7 +177,13 @@ impl GgufHeader {
     /// - tensors are laid out back to back in file order, each at the
     ///   previous one's end rounded up to the alignment (llama.cpp requires it);
     /// - the data of every tensor ends within the file (else
-    ///   [`GgufError::Truncated`]).
+    ///   [`GgufError::Truncated`]);
+    /// - the architecture is one llama.cpp knows, and its hyperparameters are
+    ///   ones llama.cpp does not assert on (else
+    ///   [`GgufError::Hyperparameters`]): 1 to 512 layers, a context length
+    ///   and embedding size above 0, head counts that divide, expert counts
+    ///   that fit, finite positive epsilons, unique token texts, a token
+    ///   embedding of the declared size.
     pub fn validate(&self) -> Result<(), GgufError> {
         let malformed = |reason: String| GgufError::Malformed {
             path: self.path.clone(),
@@ -237,7 +255,10 @@ impl GgufHeader {
                 .and_then(|v| v.checked_next_multiple_of(self.alignment))
                 .ok_or_else(|| malformed(format!("tensor '{}' data end overflows", t.name)))?;
         }
-        Ok(())
+        hparams::check(self).map_err(|reason| GgufError::Hyperparameters {
+            path: self.path.clone(),
+            reason,
+        })
     }
 }
 

@@ -1,0 +1,93 @@
+//! Hostile input to the `augur` binary: impossible hyperparameters, paths
+//! that are not files, out-of-range parameters, a closed stdout, signals.
+//! Every case must end with a clean status (one `error:` line and exit 1, or
+//! exit 0 where documented), never a panic, an abort or a signal.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Output;
+
+mod common;
+
+use common::{augur, smol, stderr};
+
+fn assert_clean_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "exit status {:?}: {err}",
+        o.status
+    );
+    assert_eq!(
+        err.matches("error:").count(),
+        1,
+        "one error line expected: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "expected {needle:?} in: {err}"
+    );
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("augur-hardening-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The SmolLM2 file with the u32 value of metadata `key` replaced.
+fn patched_smol(name: &str, key: &str, value: u32) -> PathBuf {
+    let mut bytes = std::fs::read(smol()).unwrap();
+    let mut needle = (key.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(key.as_bytes());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{key} not in the test model"))
+        + needle.len();
+    assert_eq!(bytes[at..at + 4], 4u32.to_le_bytes(), "{key} is not a u32");
+    bytes[at + 4..at + 8].copy_from_slice(&value.to_le_bytes());
+    let p = temp_dir().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn inspect_gives_runs_verdict_on_impossible_hyperparameters() {
+    let p = patched_smol("layers0.gguf", "llama.block_count", 0);
+    let path = p.to_str().unwrap();
+    let o = augur(&["inspect", path]);
+    // The description is still printed, then the verdict.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Architecture:   llama"), "{out}");
+    assert!(out.contains("Loadable:       no"), "{out}");
+    assert_clean_error(&o, "block_count");
+    let json = augur(&["inspect", path, "--json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["loadable"], false);
+    assert!(
+        v["problem"].as_str().unwrap().contains("block_count"),
+        "{v}"
+    );
+    // run refuses it with the same reason.
+    assert_clean_error(&augur(&["run", "-m", path, "-p", "x"]), "block_count");
+
+    let ok = augur(&["inspect", &smol(), "--json"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(v["loadable"], true);
+    assert_eq!(v["problem"], serde_json::Value::Null);
+}
+
+#[test]
+fn inspect_fails_on_a_truncated_file_with_a_complete_header() {
+    let bytes = std::fs::read(smol()).unwrap();
+    let p = temp_dir().join("cut.gguf");
+    std::fs::write(&p, &bytes[..bytes.len() - 1000]).unwrap();
+    let o = augur(&["inspect", p.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Loadable:       no"));
+    assert_clean_error(&o, "truncated");
+}
