@@ -91,3 +91,42 @@ fn inspect_fails_on_a_truncated_file_with_a_complete_header() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("Loadable:       no"));
     assert_clean_error(&o, "truncated");
 }
+
+#[test]
+fn paths_that_are_not_regular_files_are_named() {
+    let dir = temp_dir().join("paths");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("pipe.gguf");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let missing = dir.join("missing.gguf");
+    let cases = [
+        (missing.to_str().unwrap(), "does not exist"),
+        (dir.to_str().unwrap(), "is a directory"),
+        (fifo.to_str().unwrap(), "is a FIFO"),
+        ("/dev/zero", "is a character device"),
+    ];
+    for (path, expected) in cases {
+        // A FIFO that were opened would block the command forever.
+        assert_clean_error(&augur(&["run", "-m", path, "-p", "x"]), expected);
+        assert_clean_error(&augur(&["inspect", path]), expected);
+        assert_clean_error(
+            &augur(&[
+                "run",
+                "-m",
+                &smol(),
+                "-md",
+                path,
+                "--strategy",
+                "speculative",
+                "-p",
+                "x",
+            ]),
+            expected,
+        );
+    }
+}

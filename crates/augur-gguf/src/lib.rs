@@ -65,6 +65,20 @@ pub enum GgufError {
         #[source]
         source: std::io::Error,
     },
+    /// Nothing exists at the path.
+    #[error("{} does not exist", path.display())]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The path names something other than a regular file.
+    #[error("{} is {kind}, not a model file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is: "a directory", "a FIFO (named pipe)", "a character device", …
+        kind: &'static str,
+    },
     /// The file does not start with the `GGUF` magic.
     #[error("{} is not a GGUF file (it does not start with \"GGUF\")", path.display())]
     NotGguf {
@@ -130,6 +144,53 @@ fn version_message(version: u32) -> String {
             .to_string()
     } else {
         format!("GGUF version {version} is not supported (only v2 and v3)")
+    }
+}
+
+/// What a non-regular file is, for messages: "a directory", "a FIFO (named
+/// pipe)", "a character device", "a block device", "a socket", or "not a
+/// regular file".
+pub fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Checks that `path` names a regular file (symbolic links followed), from
+/// its metadata alone: nothing is opened, so a FIFO cannot block and a device
+/// such as `/dev/zero` is never read.
+pub fn check_regular_file(path: &Path) -> Result<(), GgufError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) => Err(GgufError::NotAFile {
+            path: path.to_path_buf(),
+            kind: file_kind(meta.file_type()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(GgufError::NotFound {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(GgufError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

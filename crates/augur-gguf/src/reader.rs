@@ -345,13 +345,16 @@ pub(crate) fn read_header(path: &Path, opts: ReadOptions) -> Result<GgufHeader, 
         path: path.to_path_buf(),
         source,
     };
+    // Checked before opening: opening a FIFO blocks until a writer comes.
+    crate::check_regular_file(path)?;
     let file = File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
-    if meta.is_dir() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "is a directory",
-        )));
+    // The path may have been replaced between the check and the open.
+    if !meta.is_file() {
+        return Err(GgufError::NotAFile {
+            path: path.to_path_buf(),
+            kind: crate::file_kind(meta.file_type()),
+        });
     }
     let size = meta.len();
     let mut c = Cursor {

@@ -195,10 +195,34 @@ fn missing_file_is_io_error() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("nope.gguf");
     let err = inspect(&p).unwrap_err();
-    assert!(matches!(err, GgufError::Io { .. }), "{err:?}");
-    assert!(err.to_string().contains("nope.gguf"), "{err}");
+    assert!(matches!(err, GgufError::NotFound { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("nope.gguf does not exist"),
+        "{err}"
+    );
     // A directory is refused, not read.
-    assert!(matches!(inspect(dir.path()), Err(GgufError::Io { .. })));
+    let err = inspect(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("is a directory"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_and_devices_are_refused_without_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.gguf");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Opening the FIFO would block this test forever.
+    for f in [validate, inspect] {
+        let err = f(&fifo).unwrap_err();
+        assert!(err.to_string().contains("is a FIFO"), "{err}");
+    }
+    let err = validate(Path::new("/dev/zero")).unwrap_err();
+    assert!(err.to_string().contains("a character device"), "{err}");
+    assert!(check_regular_file(Path::new("/dev/null")).is_err());
 }
 
 #[test]

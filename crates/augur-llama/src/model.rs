@@ -55,9 +55,12 @@ impl GgufModel {
             path: path.display().to_string(),
             reason,
         };
-        let file_size = std::fs::metadata(path)
-            .map_err(|e| load_error(e.to_string()))?
-            .len();
+        let meta = std::fs::metadata(path).map_err(|e| load_error(e.to_string()))?;
+        // llama.cpp would open a FIFO and wait for a writer, or read a device.
+        if !meta.is_file() {
+            return Err(load_error("not a regular file".into()));
+        }
+        let file_size = meta.len();
         let backend = init_backend()?;
         let model_params = LlamaModelParams::default()
             .with_n_gpu_layers(params.n_gpu_layers)
