@@ -205,6 +205,7 @@ pub fn measure(
             "calibration needs at least one pass size and one position".into(),
         ));
     }
+    crate::limits::check_threads("threads", threads)?;
     let threads = resolve_threads(threads);
     let longest = EXACTNESS_CONTEXTS.iter().copied().max().unwrap_or(16);
     let mut text = String::new();

@@ -18,6 +18,7 @@
 
 pub mod calibration;
 mod engine;
+pub mod limits;
 mod registry;
 
 /// Lookahead and prompt-lookup settings.

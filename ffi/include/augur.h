@@ -283,7 +283,9 @@ typedef struct augur_session_params {
    */
   uint64_t seed;
   /**
-   * Threads for the target model (0 = default, every core; at most 1024).
+   * Threads for the target model (0 = default, every core). At most 4 per
+   * core and never more than 512 (ggml's thread pool): more would make
+   * llama.cpp's thread team end the process.
    */
   int32_t threads;
   /**

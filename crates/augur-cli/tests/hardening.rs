@@ -130,3 +130,37 @@ fn paths_that_are_not_regular_files_are_named() {
         );
     }
 }
+
+#[test]
+fn parameter_limits_are_the_c_abis() {
+    let m = smol();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "-m", &m, "-p", "x", "-n", "2"];
+        args.extend_from_slice(extra);
+        augur(&args)
+    };
+    // libgomp ended the process at 1025 threads, llama_decode threw an
+    // uncatchable exception at 100000.
+    for t in ["1024", "1025", "100000"] {
+        assert_clean_error(&run(&["-t", t]), "threads must be at most");
+    }
+    assert_clean_error(
+        &run(&["--strategy", "speculative", "-md", &m, "-td", "5000"]),
+        "draft threads must be at most",
+    );
+    assert_clean_error(
+        &run(&["--strategy", "prompt-lookup", "--draft-max", "257"]),
+        "draft length must be at most 256",
+    );
+    assert_clean_error(
+        &run(&["--strategy", "speculative", "-md", &m, "--draft-max", "257"]),
+        "draft length must be at most 256",
+    );
+    // SmolLM2 was trained with 8192 positions.
+    assert_clean_error(&run(&["-c", "8193"]), "between 8 and 8192");
+    assert_clean_error(&run(&["-c", "7"]), "at least 8 tokens");
+    assert_clean_error(
+        &augur(&["calibrate", "-m", &m, "-t", "100000"]),
+        "threads must be at most",
+    );
+}

@@ -91,6 +91,13 @@ impl LlamaSession {
         } else {
             params.n_threads
         };
+        // ggml's GGML_MAX_N_THREADS: its thread pool holds no more (front
+        // ends apply a tighter, per-machine limit: augur::limits).
+        if threads > 512 {
+            return Err(LlamaError::InvalidParameter(format!(
+                "thread count must be at most 512, got {threads}"
+            )));
+        }
         let threads = i32::try_from(threads).unwrap_or(i32::MAX);
         let n_batch = params.n_batch.clamp(1, params.n_ctx);
         let backend = init_backend()?;
