@@ -164,3 +164,43 @@ fn parameter_limits_are_the_c_abis() {
         "threads must be at most",
     );
 }
+
+#[test]
+fn the_context_holds_what_was_asked_for() {
+    let m = smol();
+    // llama.cpp rounds its cache up to 256 cells; the session must not.
+    let o = augur(&[
+        "run",
+        "-m",
+        &m,
+        "-c",
+        "64",
+        "-p",
+        "Count: one, two, three,",
+        "-n",
+        "500",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let used =
+        v["stats"]["n_prompt"].as_u64().unwrap() + v["stats"]["n_generated"].as_u64().unwrap();
+    // The last token is sampled from the logits of position 63 and never
+    // stored: 64 cached tokens plus one.
+    assert!(used <= 65, "{used} tokens from a 64-token context: {v}");
+    assert!(used >= 60, "stopped early ({used} tokens): {v}");
+    assert_eq!(v["stop"], "context-full", "{v}");
+
+    // A prompt longer than the context: the count is the prompt's.
+    let prompt = "one two three four five six seven eight nine ten ".repeat(4);
+    let o = augur(&["run", "-m", &m, "-c", "8", "-p", &prompt, "--json"]);
+    let n_prompt = {
+        let ok = augur(&["run", "-m", &m, "-p", &prompt, "-n", "1", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+        v["stats"]["n_prompt"].as_u64().unwrap()
+    };
+    assert_clean_error(
+        &o,
+        &format!("the prompt has {n_prompt} tokens but the context holds only 8"),
+    );
+}
