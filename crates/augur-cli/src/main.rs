@@ -25,6 +25,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Generate text from a prompt, streaming it to stdout.
+    ///
+    /// Exit status: 0 when generation ends, also when stdout is closed early
+    /// (`augur run ... | head -c 100` stops generating and ends quietly); 1 on
+    /// an error (one `error:` line on stderr); 130 after Ctrl-C, which stops
+    /// generation at the next token (the text so far and the stats line are
+    /// still printed) or, during model loading, right after the load; a
+    /// second Ctrl-C exits at once.
     Run(Box<run_cmd::RunArgs>),
     /// Compare strategies on the same prompts and models (speed, acceptance, exactness).
     Bench(Box<bench_cmd::BenchArgs>),
@@ -85,8 +92,21 @@ pub fn init_logs(verbose: bool) {
     }
 }
 
+/// Writes `text` to stdout; a closed pipe (the reader exited, as `head` does)
+/// is not an error: the text has nowhere to go and the command ends quietly.
+pub fn print_ignoring_closed_pipe(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Set by Ctrl-C: generation stops at the next token (worker threads are
-/// joined and the stats still printed); a second Ctrl-C exits at once.
+/// joined and the stats still printed), and the command exits with status
+/// 130; a second Ctrl-C exits at once. Installed before models load, so that
+/// Ctrl-C during a load ends the command cleanly after it.
 pub fn interrupt_flag() -> &'static std::sync::atomic::AtomicBool {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::OnceLock;
@@ -96,7 +116,8 @@ pub fn interrupt_flag() -> &'static std::sync::atomic::AtomicBool {
         // Without a handler Ctrl-C still ends the process, just less politely.
         let _ = ctrlc::set_handler(|| {
             if FLAG.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
+                eprintln!("\naugur: interrupted");
+                std::process::exit(INTERRUPTED);
             }
         });
     });
@@ -122,8 +143,17 @@ fn rewrite_llama_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<st
     .collect()
 }
 
+/// The exit status after Ctrl-C (128 + SIGINT, as shells report it).
+const INTERRUPTED: i32 = 130;
+
 fn main() -> ExitCode {
     let cli = Cli::parse_from(rewrite_llama_flags(std::env::args_os()));
+    // `run` watches Ctrl-C from the start: a SIGINT during the model load
+    // would otherwise kill the process by the signal, with no message.
+    let watch_interrupts = matches!(cli.command, Command::Run(_));
+    if watch_interrupts {
+        interrupt_flag();
+    }
     let result = match &cli.command {
         Command::Run(args) => run_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
@@ -131,7 +161,16 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect(args),
         Command::Models(cmd) => models_cmd::run(cmd),
     };
+    if let Some(warning) = augur::calibration::take_store_failure() {
+        eprintln!("augur: warning: {warning}");
+    }
+    let interrupted =
+        watch_interrupts && interrupt_flag().load(std::sync::atomic::Ordering::SeqCst);
     match result {
+        Ok(()) if interrupted => {
+            eprintln!("augur: interrupted");
+            ExitCode::from(INTERRUPTED as u8)
+        }
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -366,9 +366,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 guesses_held: s.guesses_held,
             },
         };
-        println!("{}", serde_json::to_string(&out)?);
+        // A closed stdout (`| head`) is the reader having had enough, not an error.
+        crate::print_ignoring_closed_pipe(&format!("{}\n", serde_json::to_string(&out)?))?;
     } else {
-        println!();
+        crate::print_ignoring_closed_pipe("\n")?;
         let mut line = format!(
             "augur: {} tokens in {:.2} s ({:.2} tokens/s), {} target passes, prompt {} tokens in {:.2} s, strategy {}, {}, stopped: {:?}",
             s.n_generated,

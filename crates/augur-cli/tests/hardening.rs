@@ -204,3 +204,86 @@ fn the_context_holds_what_was_asked_for() {
         &format!("the prompt has {n_prompt} tokens but the context holds only 8"),
     );
 }
+
+/// Spawns `augur` with stdout and stderr piped.
+fn spawn(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_generation_quietly() {
+    use std::io::Read;
+    let m = smol();
+    for extra in [
+        &[][..],
+        &["--strategy", "speculative", "-md", &m, "--pipeline"],
+    ] {
+        let mut args = vec![
+            "run",
+            "-m",
+            &m,
+            "--chat",
+            "-p",
+            "Write a long story about a dragon.",
+        ];
+        args.extend_from_slice(&["-n", "200"]);
+        args.extend_from_slice(extra);
+        let mut child = spawn(&args);
+        // What `| head -c 20` does: read a little, then close the pipe.
+        let mut first = [0u8; 20];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{extra:?}: {:?} {err}", o.status);
+        assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
+        assert!(err.contains("stopped: Cancelled"), "{err}");
+    }
+}
+
+#[test]
+fn ctrl_c_during_the_load_exits_cleanly() {
+    let child = spawn(&["run", "-m", &smol(), "-p", "x", "-n", "100"]);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{:?}: {err}", o.status);
+    assert!(err.contains("augur: interrupted"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn an_unwritable_calibration_cache_is_one_warning() {
+    // A cache directory below a regular file cannot be created, even by root.
+    let blocker = temp_dir().join("not-a-dir");
+    std::fs::write(&blocker, b"x").unwrap();
+    let cache = blocker.join("cache");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args([
+            "run",
+            "-m",
+            &smol(),
+            "--strategy",
+            "prompt-lookup",
+            "-p",
+            "a b a b",
+            "-n",
+            "4",
+        ])
+        .env("AUGUR_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
+    assert!(err.contains("cannot write the calibration cache"), "{err}");
+}
