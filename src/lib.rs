@@ -19,6 +19,7 @@
 pub mod calibration;
 mod engine;
 pub mod limits;
+pub mod preflight;
 mod registry;
 
 /// Lookahead and prompt-lookup settings.

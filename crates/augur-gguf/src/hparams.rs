@@ -244,6 +244,16 @@ impl Keys<'_> {
             .ok_or_else(|| format!("{} is missing", self.name(suffix)))
     }
 
+    /// A required size that llama.cpp's API returns as an `int32_t` (the
+    /// bindings panic on a negative one).
+    fn required_size(&self, suffix: &str) -> Result<u64, String> {
+        let n = self.required_u32(suffix)?;
+        if n > i32::MAX as u64 {
+            return Err(format!("{} is {n}, above 2^31 - 1", self.name(suffix)));
+        }
+        Ok(n)
+    }
+
     /// A per-layer key: a `u32` for every layer, or an array with one value
     /// per layer (`get_key_or_arr`). `None` when absent.
     fn per_layer(&self, suffix: &str, n_layer: u64) -> Result<Option<Vec<u64>>, String> {
@@ -308,11 +318,11 @@ pub(crate) fn check(h: &GgufHeader) -> Result<(), String> {
         );
     }
 
-    let n_ctx_train = k.required_u32("context_length")?;
+    let n_ctx_train = k.required_size("context_length")?;
     if n_ctx_train == 0 {
         return Err(format!("{} is 0", k.name("context_length")));
     }
-    let n_embd = k.required_u32("embedding_length")?;
+    let n_embd = k.required_size("embedding_length")?;
     if n_embd == 0 {
         return Err(format!("{} is 0", k.name("embedding_length")));
     }
@@ -427,6 +437,12 @@ fn check_heads(k: &Keys<'_>, n_embd: u64, n_layer: u64) -> Result<(), String> {
         .per_layer("attention.head_count_kv", n_layer)?
         .unwrap_or_else(|| n_head.clone());
     for (il, (&q, &kv)) in n_head.iter().zip(&n_head_kv).enumerate() {
+        if q > i32::MAX as u64 || kv > i32::MAX as u64 {
+            return Err(format!(
+                "layer {il}: head count {} above 2^31 - 1",
+                q.max(kv)
+            ));
+        }
         if q > 0 && kv > 0 && q % kv != 0 {
             return Err(format!(
                 "layer {il}: {q} attention heads are not a multiple of {kv} key/value heads"

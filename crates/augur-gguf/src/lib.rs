@@ -33,6 +33,7 @@
 //! arrays ≤ 2^30 elements, ≤ 4 dimensions), so hostile headers fail fast with
 //! an error and never a panic.
 
+pub mod fuzz;
 mod hparams;
 mod info;
 mod reader;
