@@ -185,3 +185,48 @@ pub fn check(path: &Path, child: Command) -> Result<(), AugurError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    }
+
+    #[test]
+    fn a_child_that_dies_is_an_error_not_a_crash() {
+        let dir = std::env::temp_dir().join(format!("augur-preflight-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("model.gguf");
+        std::fs::write(&file, b"x").unwrap();
+        for (signal, name) in [("SEGV", "SIGSEGV"), ("ABRT", "SIGABRT"), ("FPE", "SIGFPE")] {
+            let e = check(&file, sh(&format!("kill -{signal} $$")))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(name) && e.contains("would end the process"),
+                "{e}"
+            );
+        }
+        let e = check(&file, sh("echo 'error: refused, for a reason' >&2; exit 1"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "refused, for a reason");
+        let hang = run_probe(sh("sleep 5"), Duration::from_millis(200)).unwrap();
+        assert!(
+            matches!(hang, Outcome::Crashed(ref how) if how.contains("no result")),
+            "{hang:?}"
+        );
+        assert_eq!(
+            run_probe(sh("exit 0"), PROBE_TIMEOUT).unwrap(),
+            Outcome::Loaded
+        );
+        // Not a regular file: refused before any child runs.
+        let e = check(&dir, sh("exit 0")).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+    }
+}

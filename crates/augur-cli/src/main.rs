@@ -43,6 +43,26 @@ enum Command {
     /// Fetch, list and convert models.
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
+    /// Loads a model and decodes a few tokens: the pre-flight check that
+    /// runs in a child process (see `preflight`).
+    #[command(name = "__probe", hide = true)]
+    Probe {
+        /// The model file.
+        file: std::path::PathBuf,
+    },
+}
+
+/// Checks, in a child process (this binary's hidden `__probe` command), that
+/// loading `path` cannot end this process, unless a check of the file as it
+/// is now passed before (see `augur::preflight`); returns the path.
+pub fn preflight(path: std::path::PathBuf) -> anyhow::Result<std::path::PathBuf> {
+    // Refusals the validator gives need no child.
+    augur::gguf::validate(&path)?;
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(exe);
+    child.arg("__probe").arg(&path);
+    augur::preflight::check(&path, child)?;
+    Ok(path)
 }
 
 /// Arguments of `augur inspect`.
@@ -160,6 +180,7 @@ fn main() -> ExitCode {
         Command::Calibrate(args) => calibrate_cmd::run(args),
         Command::Inspect(args) => inspect(args),
         Command::Models(cmd) => models_cmd::run(cmd),
+        Command::Probe { file } => augur::preflight::probe(file).map_err(Into::into),
     };
     if let Some(warning) = augur::calibration::take_store_failure() {
         eprintln!("augur: warning: {warning}");

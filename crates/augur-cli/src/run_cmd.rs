@@ -34,7 +34,7 @@ impl ModelArgs {
             .model
             .clone()
             .unwrap_or_else(|| augur::models::default_target().name.to_string());
-        Ok(augur::models::resolve(&spec)?)
+        crate::preflight(augur::models::resolve(&spec)?)
     }
 }
 
@@ -93,11 +93,11 @@ impl DraftArgs {
     /// default target.
     pub fn draft_path(&self, target: &std::path::Path) -> anyhow::Result<PathBuf> {
         if let Some(spec) = &self.model_draft {
-            return Ok(augur::models::resolve(spec)?);
+            return crate::preflight(augur::models::resolve(spec)?);
         }
         let default_target = augur::models::default_target();
         if target.file_name().and_then(|n| n.to_str()) == Some(default_target.file_name) {
-            return Ok(augur::models::resolve(augur::models::default_draft().name)?);
+            return crate::preflight(augur::models::resolve(augur::models::default_draft().name)?);
         }
         bail!("--strategy speculative needs a draft model with the target's vocabulary: -md FILE")
     }

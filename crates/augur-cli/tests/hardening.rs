@@ -287,3 +287,32 @@ fn an_unwritable_calibration_cache_is_one_warning() {
     assert_eq!(err.matches("warning:").count(), 1, "{err}");
     assert!(err.contains("cannot write the calibration cache"), "{err}");
 }
+
+#[test]
+fn a_new_file_is_tried_in_a_child_once() {
+    let cache = temp_dir().join("preflight-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let copy = temp_dir().join("copy.gguf");
+    std::fs::copy(smol(), &copy).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+            .args(["run", "-m", copy.to_str().unwrap(), "-p", "x", "-n", "1"])
+            .env("AUGUR_CACHE_DIR", &cache)
+            .output()
+            .unwrap()
+    };
+    let entries = || std::fs::read_dir(cache.join("preflight")).map_or(0, |d| d.count());
+    assert!(run().status.success());
+    assert_eq!(entries(), 1, "the passing verdict is cached");
+    assert!(run().status.success());
+    assert_eq!(entries(), 1);
+    // A changed file (size or modification time) is tried again.
+    let mut bytes = std::fs::read(&copy).unwrap();
+    bytes.extend_from_slice(&[0; 32]);
+    std::fs::write(&copy, bytes).unwrap();
+    assert!(run().status.success());
+    assert_eq!(entries(), 2);
+    // The hidden command the child runs reports like any command.
+    let bad = patched_smol("probe-bad.gguf", "llama.block_count", 0);
+    assert_clean_error(&augur(&["__probe", bad.to_str().unwrap()]), "block_count");
+}
