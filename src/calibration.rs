@@ -158,18 +158,37 @@ pub fn cached(model: &GgufModel, threads: usize, max_pass: usize) -> Option<Cali
 }
 
 /// Stores `calibration` as the cached one for its model and thread count.
-/// A cache that cannot be written only costs a re-measurement next time.
+/// A cache that cannot be written only costs a re-measurement next time, but
+/// on every run: the first failure is kept for [`take_store_failure`].
 pub fn store(model: &GgufModel, calibration: &Calibration) {
     let path = cache_path(model, calibration.threads);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    let tmp = path.with_extension("json.tmp");
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| {
+            let json = serde_json::to_string_pretty(calibration).map_err(std::io::Error::other)?;
+            std::fs::write(&tmp, json)
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = STORE_FAILURE.set(format!(
+            "cannot write the calibration cache {} ({e}): drafting strategies will              calibrate again on every run (set AUGUR_CACHE_DIR to a writable directory)",
+            path.display()
+        ));
     }
-    if let Ok(json) = serde_json::to_string_pretty(calibration) {
-        let tmp = path.with_extension("json.tmp");
-        if std::fs::write(&tmp, json).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
-        }
-    }
+}
+
+static STORE_FAILURE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static STORE_FAILURE_TAKEN: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// The first failure of this process to write the calibration cache, once
+/// (later calls return `None`), for a front end to show as one warning.
+pub fn take_store_failure() -> Option<String> {
+    let message = STORE_FAILURE.get()?;
+    let taken = STORE_FAILURE_TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst);
+    (!taken).then(|| message.clone())
 }
 
 /// The cached calibration, or a new one (measured now and cached).
@@ -205,6 +224,7 @@ pub fn measure(
             "calibration needs at least one pass size and one position".into(),
         ));
     }
+    crate::limits::check_threads("threads", threads)?;
     let threads = resolve_threads(threads);
     let longest = EXACTNESS_CONTEXTS.iter().copied().max().unwrap_or(16);
     let mut text = String::new();

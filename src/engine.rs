@@ -118,6 +118,12 @@ pub fn pipeline_threads(cores: usize, threads: usize, cpu_only: bool) -> (usize,
     (target, 1)
 }
 
+/// The shared parameter limits, the context checked against the model's.
+fn check_limits(options: &EngineOptions, target: &GgufModel) -> Result<(), AugurError> {
+    crate::limits::check_options(options)?;
+    crate::limits::check_context(options.n_ctx, Some(target.n_ctx_train()))
+}
+
 fn draft_threads(options: &EngineOptions) -> usize {
     if options.draft_threads == 0 {
         options.threads
@@ -151,6 +157,8 @@ impl Engine {
     /// Loads the models of `options` and builds its strategy. A draft model is
     /// checked against the target's vocabulary before its weights are loaded.
     pub fn new(options: EngineOptions) -> Result<Self, AugurError> {
+        // Before any model is loaded: a bad parameter fails at once.
+        crate::limits::check_options(&options)?;
         let draft_path = if options.strategy.kind().needs_draft() {
             let path = options.draft.clone().ok_or_else(|| {
                 AugurError::Config(format!(
@@ -201,6 +209,7 @@ impl Engine {
         options: EngineOptions,
         strategy: Box<dyn Strategy + Send>,
     ) -> Result<Self, AugurError> {
+        check_limits(&options, &target_model)?;
         let target = target_model.new_session(&ContextParams {
             n_ctx: options.n_ctx,
             n_threads: options.threads,
@@ -225,12 +234,7 @@ impl Engine {
         custom: Option<(&'static str, Box<dyn Drafter + Send>)>,
     ) -> Result<Self, AugurError> {
         options.strategy.validate()?;
-        if options.n_ctx < 8 {
-            return Err(AugurError::Config(format!(
-                "context size must be at least 8 tokens, got {}",
-                options.n_ctx
-            )));
-        }
+        check_limits(&options, &target_model)?;
         split_pipeline_threads(&mut options);
         let drafting = custom.is_some() || options.strategy.kind().drafts();
         let mut calibration = None;

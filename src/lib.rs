@@ -18,6 +18,8 @@
 
 pub mod calibration;
 mod engine;
+pub mod limits;
+pub mod preflight;
 mod registry;
 
 pub use augur_core::SettingKey;

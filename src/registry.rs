@@ -184,7 +184,12 @@ impl StrategyConfig {
             )));
         }
         self.set_inner(key, value)
-            .map_err(|e| AugurError::Config(format!("{kind}: {e}")))
+            .map_err(|e| AugurError::Config(format!("{kind}: {e}")))?;
+        if key == SettingKey::DraftMax {
+            // The same limit for every front end.
+            crate::limits::check_draft_max(self.largest_pass().saturating_sub(1))?;
+        }
+        Ok(())
     }
 
     /// Applies settings in order (later ones win), each as [`Self::set`].

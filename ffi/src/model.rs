@@ -83,9 +83,23 @@ pub extern "C" fn augur_model_params_default() -> augur_model_params {
     augur_model_params::default()
 }
 
-/// Loads the GGUF model at `path` (NUL-terminated UTF-8). The file's header
-/// is validated before llama.cpp reads it, so a truncated or non-GGUF file
-/// gives `AUGUR_MODEL_LOAD`, never a crash. `params` may be NULL (defaults).
+/// Loads the GGUF model at `path` (NUL-terminated UTF-8). `params` may be
+/// NULL (defaults).
+///
+/// The file is validated before llama.cpp reads it: a path that is not a
+/// regular file (missing, a directory, a FIFO — never opened, so the call
+/// does not block —, a device), a truncated or non-GGUF file, and
+/// hyperparameters llama.cpp is known to abort on (layer counts, head
+/// counts, expert counts, epsilons, context and embedding sizes, token
+/// texts, tensor shapes) give `AUGUR_MODEL_LOAD` with the reason.
+///
+/// Limits: llama.cpp supports over 150 architectures, each with its own
+/// loader and graph, and a file crafted against one of them may still make
+/// llama.cpp abort the process (an assertion, not an error) in this call or
+/// in the first generation. An application that opens files it does not
+/// trust should load each new file once in a child process first (fork, or
+/// a helper program) and use it only if the child ended normally; the augur
+/// CLI does this for every file it has not loaded before.
 ///
 /// On success `*out` receives a new model that the caller owns and must
 /// release with `augur_model_free`; on failure `*out` is set to NULL.

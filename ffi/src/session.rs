@@ -15,10 +15,8 @@ use crate::types::{
     augur_session_params, augur_stats, AUGUR_EXACT_AUTO, AUGUR_EXACT_BIT, AUGUR_EXACT_KERNEL,
 };
 
-/// The longest draft a session accepts.
-const MAX_DRAFT: i32 = 256;
-/// The most threads a session accepts.
-const MAX_THREADS: i32 = 1024;
+/// The longest draft a session accepts (the limit every front end shares).
+const MAX_DRAFT: i32 = augur_facade::limits::MAX_DRAFT as i32;
 /// The default context size (or the model's training context if smaller).
 const DEFAULT_N_CTX: usize = 4096;
 
@@ -153,11 +151,8 @@ fn options_from(
         .map_err(|e| FfiError::invalid(e.to_string()))?;
 
     for (name, value) in [("threads", p.threads), ("draft_threads", p.draft_threads)] {
-        if value > MAX_THREADS {
-            return Err(FfiError::invalid(format!(
-                "{name} must be at most {MAX_THREADS}, got {value}"
-            )));
-        }
+        // Negative counts are refused below; the shared limit bounds the rest.
+        augur_facade::limits::check_threads(name, usize::try_from(value).unwrap_or(0))?;
     }
     let n_ctx_train = target.n_ctx_train();
     let n_ctx = count(

@@ -77,7 +77,9 @@ pub struct augur_session_params {
     /// Seed of the sampling stream (default 0). The same seed, settings and
     /// prompt give the same output.
     pub seed: u64,
-    /// Threads for the target model (0 = default, every core; at most 1024).
+    /// Threads for the target model (0 = default, every core). At most 4 per
+    /// core and never more than 512 (ggml's thread pool): more would make
+    /// llama.cpp's thread team end the process.
     pub threads: i32,
     /// Threads for the draft model (0 = default: as many as the target's; with
     /// the pipelined strategy one on a CPU-only machine, half the cores with

@@ -225,6 +225,37 @@ fn every_error_path_returns_its_status() {
 }
 
 #[test]
+fn hostile_files_end_a_child_with_a_status_never_a_signal() {
+    let exe = build_c(
+        "hostile",
+        &layout().ffi_dir.join("tests/c/hostile.c"),
+        false,
+    );
+    // The files that aborted llama.cpp (or panicked the bindings) before
+    // validation refused them, and a truncated copy of the real model.
+    let corpus = layout().ffi_dir.join("../tests/fuzz-corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    let bytes = std::fs::read(model_path()).unwrap();
+    let dir = layout().out_dir.join("hostile-files");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cut = dir.join("truncated.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    files.push(cut);
+    let model = model_path();
+    let mut args = vec![model.to_str().unwrap().to_string()];
+    args.extend(files.iter().map(|f| f.to_str().unwrap().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stdout = run(&exe, &args);
+    assert_passed(&stdout, "hostile", files.len() + 10);
+}
+
+#[test]
 fn loading_and_freeing_in_a_loop_leaks_nothing() {
     let exe = build_c("leak", &layout().ffi_dir.join("tests/c/leak.c"), false);
     let model = model_path();

@@ -37,7 +37,7 @@ impl ModelArgs {
             .model
             .clone()
             .unwrap_or_else(|| augur::models::default_target().name.to_string());
-        Ok(augur::models::resolve(&spec)?)
+        crate::preflight(augur::models::resolve(&spec)?)
     }
 }
 
@@ -96,11 +96,11 @@ impl DraftArgs {
     /// default target.
     pub fn draft_path(&self, target: &std::path::Path) -> anyhow::Result<PathBuf> {
         if let Some(spec) = &self.model_draft {
-            return Ok(augur::models::resolve(spec)?);
+            return crate::preflight(augur::models::resolve(spec)?);
         }
         let default_target = augur::models::default_target();
         if target.file_name().and_then(|n| n.to_str()) == Some(default_target.file_name) {
-            return Ok(augur::models::resolve(augur::models::default_draft().name)?);
+            return crate::preflight(augur::models::resolve(augur::models::default_draft().name)?);
         }
         bail!("--strategy speculative needs a draft model with the target's vocabulary: -md FILE")
     }
@@ -391,9 +391,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 guesses_held: s.guesses_held,
             },
         };
-        println!("{}", serde_json::to_string(&out)?);
+        // A closed stdout (`| head`) is the reader having had enough, not an error.
+        crate::print_ignoring_closed_pipe(&format!("{}\n", serde_json::to_string(&out)?))?;
     } else {
-        println!();
+        crate::print_ignoring_closed_pipe("\n")?;
         let mut line = format!(
             "augur: {} tokens in {:.2} s ({:.2} tokens/s), {} target passes, prompt {} tokens in {:.2} s, strategy {}, {}, stopped: {:?}",
             s.n_generated,

@@ -85,7 +85,7 @@ pub fn generate(
     let n_ctx = target.n_ctx();
     if prompt.len() >= n_ctx {
         return Err(CoreError::ContextOverflow {
-            needed: prompt.len() + 1,
+            needed: prompt.len(),
             n_ctx,
         });
     }

@@ -33,6 +33,8 @@
 //! arrays ≤ 2^30 elements, ≤ 4 dimensions), so hostile headers fail fast with
 //! an error and never a panic.
 
+pub mod fuzz;
+mod hparams;
 mod info;
 mod reader;
 mod types;
@@ -41,6 +43,7 @@ mod vocab;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+pub use hparams::{LLAMA_MAX_EXPERTS, LLAMA_MAX_LAYERS};
 pub use info::ModelInfo;
 pub use reader::{GgufHeader, MetaValue, TensorInfo};
 pub use types::{file_type_name, ggml_type_name, GgmlType};
@@ -62,6 +65,20 @@ pub enum GgufError {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// Nothing exists at the path.
+    #[error("{} does not exist", path.display())]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The path names something other than a regular file.
+    #[error("{} is {kind}, not a model file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is: "a directory", "a FIFO (named pipe)", "a character device", …
+        kind: &'static str,
     },
     /// The file does not start with the `GGUF` magic.
     #[error("{} is not a GGUF file (it does not start with \"GGUF\")", path.display())]
@@ -101,6 +118,15 @@ pub enum GgufError {
         /// What is wrong.
         reason: String,
     },
+    /// The header is well formed, but its hyperparameters are ones llama.cpp
+    /// would abort on (an assertion, not an error) or cannot run.
+    #[error("{} cannot be loaded: {reason}", path.display())]
+    Hyperparameters {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A draft model's vocabulary does not match the target's.
     #[error("the draft model's vocabulary does not match the target's: {}", differences.join("; "))]
     VocabMismatch {
@@ -122,6 +148,53 @@ fn version_message(version: u32) -> String {
     }
 }
 
+/// What a non-regular file is, for messages: "a directory", "a FIFO (named
+/// pipe)", "a character device", "a block device", "a socket", or "not a
+/// regular file".
+pub fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Checks that `path` names a regular file (symbolic links followed), from
+/// its metadata alone: nothing is opened, so a FIFO cannot block and a device
+/// such as `/dev/zero` is never read.
+pub fn check_regular_file(path: &Path) -> Result<(), GgufError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) => Err(GgufError::NotAFile {
+            path: path.to_path_buf(),
+            kind: file_kind(meta.file_type()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(GgufError::NotFound {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(GgufError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// Reads the whole header, keeping the token texts (about 2 MB for a 150k
 /// vocabulary). Does not check tensor bounds; see [`GgufHeader::validate`].
 pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
@@ -138,7 +211,8 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, GgufError> {
 /// Like [`inspect`], after checking what llama.cpp would refuse or trip over
 /// (see [`GgufHeader::validate`]).
 pub fn validate(path: &Path) -> Result<ModelInfo, GgufError> {
-    let h = reader::read_header(path, ReadOptions { keep_tokens: false })?;
+    // The token texts are kept: llama.cpp asserts that they are unique.
+    let h = reader::read_header(path, ReadOptions { keep_tokens: true })?;
     h.validate()?;
     Ok(ModelInfo::from_header(&h))
 }
@@ -165,7 +239,13 @@ impl GgufHeader {
     /// - tensors are laid out back to back in file order, each at the
     ///   previous one's end rounded up to the alignment (llama.cpp requires it);
     /// - the data of every tensor ends within the file (else
-    ///   [`GgufError::Truncated`]).
+    ///   [`GgufError::Truncated`]);
+    /// - the architecture is one llama.cpp knows, and its hyperparameters are
+    ///   ones llama.cpp does not assert on (else
+    ///   [`GgufError::Hyperparameters`]): 1 to 512 layers, a context length
+    ///   and embedding size above 0, head counts that divide, expert counts
+    ///   that fit, finite positive epsilons, unique token texts, a token
+    ///   embedding of the declared size.
     pub fn validate(&self) -> Result<(), GgufError> {
         let malformed = |reason: String| GgufError::Malformed {
             path: self.path.clone(),
@@ -237,7 +317,10 @@ impl GgufHeader {
                 .and_then(|v| v.checked_next_multiple_of(self.alignment))
                 .ok_or_else(|| malformed(format!("tensor '{}' data end overflows", t.name)))?;
         }
-        Ok(())
+        hparams::check(self).map_err(|reason| GgufError::Hyperparameters {
+            path: self.path.clone(),
+            reason,
+        })
     }
 }
 

@@ -93,14 +93,22 @@ pub enum MetaValue {
     Bool(bool),
     /// A string (invalid UTF-8 replaced by U+FFFD).
     Str(String),
-    /// An array, not kept in memory.
+    /// An array. Numeric and boolean arrays of at most [`MAX_KEPT_ARRAY`]
+    /// elements keep their values (per-layer hyperparameters are such
+    /// arrays, and validation reads them); others only their length.
     Array {
         /// Element type name (`u32`, `string`, …).
         item_type: &'static str,
         /// Number of elements.
         len: u64,
+        /// The elements, when kept (empty otherwise).
+        values: Vec<MetaValue>,
     },
 }
+
+/// Numeric arrays up to this length keep their values: per-layer arrays have
+/// one element per layer, and llama.cpp allows at most 512 layers.
+pub const MAX_KEPT_ARRAY: u64 = 4096;
 
 impl MetaValue {
     /// The value as a non-negative integer, if it is one.
@@ -116,6 +124,16 @@ impl MetaValue {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             MetaValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as a float, if it is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            MetaValue::Float(v) => Some(v),
+            MetaValue::Uint(v) => Some(v as f64),
+            MetaValue::Int(v) => Some(v as f64),
             _ => None,
         }
     }
@@ -165,6 +183,9 @@ pub struct GgufHeader {
     pub data_offset: u64,
     /// Metadata by key, token arrays summarised.
     pub metadata: BTreeMap<String, MetaValue>,
+    /// The on-disk type of each metadata value (`u32`, `f32`, `string`,
+    /// `array`, …): llama.cpp reads each key as exactly one type.
+    pub metadata_types: BTreeMap<String, &'static str>,
     /// Tensor infos in file order.
     pub tensors: Vec<TensorInfo>,
     /// Tokenizer data.
@@ -324,13 +345,16 @@ pub(crate) fn read_header(path: &Path, opts: ReadOptions) -> Result<GgufHeader, 
         path: path.to_path_buf(),
         source,
     };
+    // Checked before opening: opening a FIFO blocks until a writer comes.
+    crate::check_regular_file(path)?;
     let file = File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
-    if meta.is_dir() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "is a directory",
-        )));
+    // The path may have been replaced between the check and the open.
+    if !meta.is_file() {
+        return Err(GgufError::NotAFile {
+            path: path.to_path_buf(),
+            kind: crate::file_kind(meta.file_type()),
+        });
     }
     let size = meta.len();
     let mut c = Cursor {
@@ -360,6 +384,7 @@ pub(crate) fn read_header(path: &Path, opts: ReadOptions) -> Result<GgufHeader, 
     let n_kv = c.count(0, "metadata count")?;
 
     let mut metadata = BTreeMap::new();
+    let mut metadata_types = BTreeMap::new();
     let mut tokens: Option<TokenTexts> = None;
     let mut token_types: Option<Vec<i32>> = None;
 
@@ -374,6 +399,7 @@ pub(crate) fn read_header(path: &Path, opts: ReadOptions) -> Result<GgufHeader, 
         let what = format!("metadata '{key}'");
         let t = c.u32(&what)?;
         let value = if t == T_ARRAY {
+            let mut values = Vec::new();
             let item = c.u32(&what)?;
             if item == T_ARRAY {
                 return Err(c.malformed(format!("{what}: nested arrays are not supported")));
@@ -405,12 +431,19 @@ pub(crate) fn read_header(path: &Path, opts: ReadOptions) -> Result<GgufHeader, 
                         .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                         .collect(),
                 );
+            } else if len <= MAX_KEPT_ARRAY {
+                let mut kept = Vec::with_capacity(len as usize);
+                for _ in 0..len {
+                    kept.push(c.scalar(item, &what)?);
+                }
+                values = kept;
             } else {
                 c.skip(len * min_item, &what)?;
             }
             MetaValue::Array {
                 item_type: type_name(item),
                 len,
+                values,
             }
         } else {
             if key == "general.alignment" && t != T_U32 {
@@ -422,6 +455,7 @@ pub(crate) fn read_header(path: &Path, opts: ReadOptions) -> Result<GgufHeader, 
             }
             c.scalar(t, &what)?
         };
+        metadata_types.insert(key.clone(), type_name(t));
         metadata.insert(key, value);
     }
 
@@ -480,6 +514,7 @@ pub(crate) fn read_header(path: &Path, opts: ReadOptions) -> Result<GgufHeader, 
         alignment,
         data_offset,
         metadata,
+        metadata_types,
         tensors,
         vocab,
     })

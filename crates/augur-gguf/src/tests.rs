@@ -46,6 +46,13 @@ impl W {
         }
         self
     }
+    /// The three hyperparameters llama.cpp requires of every architecture
+    /// (three metadata entries).
+    fn llama_hparams(&mut self) -> &mut Self {
+        self.kv_u32("llama.context_length", 2048)
+            .kv_u32("llama.embedding_length", 4)
+            .kv_u32("llama.block_count", 2)
+    }
     fn tensor(&mut self, name: &str, dims: &[u64], ty: u32, offset: u64) -> &mut Self {
         self.str(name.as_bytes()).u32(dims.len() as u32);
         for &d in dims {
@@ -65,16 +72,17 @@ impl W {
     }
 }
 
-/// A valid file with 10 metadata keys, three tokens and two tensors:
+/// A valid file with 11 metadata keys, three tokens and two tensors:
 /// `a` F32 [4] (16 bytes, padded to 32) and `b` Q4_0 [32, 2] (36 bytes).
 /// Returns the bytes, the end of the tensor infos and the offset where
 /// tensor data begins.
 fn minimal() -> (Vec<u8>, usize, usize) {
-    let mut w = W::new(2, 10);
+    let mut w = W::new(2, 11);
     w.kv_str("general.architecture", "llama")
-        .kv_str("general.name", "Tiny Test")
+        .kv_str("general.name", "Tiny Test 1")
         .kv_u32("general.file_type", 15)
         .kv_u32("llama.context_length", 2048)
+        .kv_u32("llama.embedding_length", 4)
         .kv_u32("llama.block_count", 2)
         .kv_str("tokenizer.ggml.model", "gpt2")
         .kv_tokens("tokenizer.ggml.tokens", &[b"<s>", b"hello", b"\xff\xfe"])
@@ -112,12 +120,12 @@ fn minimal_file_is_inspected() {
     assert_eq!(info.file_size, bytes.len() as u64);
     assert_eq!(info.gguf_version, 3);
     assert_eq!(info.architecture.as_deref(), Some("llama"));
-    assert_eq!(info.name.as_deref(), Some("Tiny Test"));
+    assert_eq!(info.name.as_deref(), Some("Tiny Test 1"));
     assert_eq!(info.parameter_count, 4 + 64);
     assert_eq!(info.quantization.as_deref(), Some("Q4_K_M"));
     assert_eq!(info.file_type, Some(15));
     assert_eq!(info.tensor_count, 2);
-    assert_eq!(info.metadata_count, 10);
+    assert_eq!(info.metadata_count, 11);
     assert_eq!(info.tensor_types.get("F32"), Some(&1));
     assert_eq!(info.tensor_types.get("Q4_0"), Some(&1));
     assert_eq!(info.tokenizer_model.as_deref(), Some("gpt2"));
@@ -126,7 +134,7 @@ fn minimal_file_is_inspected() {
     assert_eq!(info.eos_token_id, None);
     assert_eq!(info.context_length, Some(2048));
     assert_eq!(info.block_count, Some(2));
-    assert_eq!(info.embedding_length, None);
+    assert_eq!(info.embedding_length, Some(4));
     assert!(info.has_chat_template);
     assert_eq!(inspect(f.path()).unwrap(), info);
 
@@ -163,7 +171,7 @@ fn json_and_text_rendering() {
     assert!(text.contains("Tokenizer:      gpt2, 3 tokens\n"), "{text}");
     assert!(text.contains("Special tokens: BOS 0\n"), "{text}");
     assert!(text.contains("Chat template:  yes\n"), "{text}");
-    assert!(text.contains("Embedding size: (not set)\n"), "{text}");
+    assert!(text.contains("Embedding size: 4\n"), "{text}");
 }
 
 #[test]
@@ -187,10 +195,34 @@ fn missing_file_is_io_error() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("nope.gguf");
     let err = inspect(&p).unwrap_err();
-    assert!(matches!(err, GgufError::Io { .. }), "{err:?}");
-    assert!(err.to_string().contains("nope.gguf"), "{err}");
+    assert!(matches!(err, GgufError::NotFound { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("nope.gguf does not exist"),
+        "{err}"
+    );
     // A directory is refused, not read.
-    assert!(matches!(inspect(dir.path()), Err(GgufError::Io { .. })));
+    let err = inspect(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("is a directory"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_and_devices_are_refused_without_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.gguf");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Opening the FIFO would block this test forever.
+    for f in [validate, inspect] {
+        let err = f(&fifo).unwrap_err();
+        assert!(err.to_string().contains("is a FIFO"), "{err}");
+    }
+    let err = validate(Path::new("/dev/zero")).unwrap_err();
+    assert!(err.to_string().contains("a character device"), "{err}");
+    assert!(check_regular_file(Path::new("/dev/null")).is_err());
 }
 
 #[test]
@@ -251,7 +283,7 @@ fn truncation_names_what_is_cut() {
     let cases = [
         (10, "tensor count"),
         (find(b"general.name") + 3, "key of metadata entry 1"),
-        (find(b"Tiny Test") + 4, "metadata 'general.name'"),
+        (find(b"Tiny Test 1") + 4, "metadata 'general.name'"),
         (find(b"hello") + 1, "metadata 'tokenizer.ggml.tokens'"),
         (
             find(b"\x01\x00\x00\x00\x00\x00\x00\x00b") + 9,
@@ -383,8 +415,9 @@ fn header_structure_errors() {
 
 #[test]
 fn custom_alignment_is_honoured() {
-    let mut w = W::new(2, 2);
+    let mut w = W::new(2, 5);
     w.kv_str("general.architecture", "llama")
+        .llama_hparams()
         .kv_u32("general.alignment", 64);
     w.tensor("a", &[4], 0, 0).tensor("b", &[8], 0, 64);
     w.pad(64);
@@ -398,8 +431,8 @@ fn custom_alignment_is_honoured() {
 }
 
 fn two_tensor_file(second_type: u32, second_dims: &[u64], second_offset: u64) -> Vec<u8> {
-    let mut w = W::new(2, 1);
-    w.kv_str("general.architecture", "llama");
+    let mut w = W::new(2, 4);
+    w.kv_str("general.architecture", "llama").llama_hparams();
     w.tensor("a", &[4], 0, 0)
         .tensor("b", second_dims, second_type, second_offset);
     w.pad(32).zeros(4096);
@@ -468,8 +501,9 @@ fn missing_architecture_fails_validation_only() {
 
 #[test]
 fn unknown_file_type_is_named_unknown() {
-    let mut w = W::new(0, 2);
+    let mut w = W::new(0, 5);
     w.kv_str("general.architecture", "llama")
+        .llama_hparams()
         .kv_u32("general.file_type", 999);
     let info = validate(write_tmp(&w.0).path()).unwrap();
     assert_eq!(info.quantization.as_deref(), Some("unknown (999)"));
@@ -499,5 +533,232 @@ fn draft_check_on_files() {
             );
         }
         other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
+
+/// One metadata value for [`hparams_file`].
+#[derive(Clone, Copy)]
+enum V {
+    U32(u32),
+    I32(i32),
+    F32(f32),
+    Str(&'static str),
+    U32s(&'static [u32]),
+}
+
+/// A metadata key to set (or remove, with `None`).
+type Change = (&'static str, Option<V>);
+
+/// A tensor-less llama file with plausible hyperparameters (64-wide, 8
+/// heads, 2 key/value heads, 2 layers), `changes` replacing or adding keys
+/// (`None` removes one).
+fn hparams_file(changes: &[Change]) -> tempfile::NamedTempFile {
+    let mut kvs: Vec<(String, V)> = vec![
+        ("general.architecture".into(), V::Str("llama")),
+        ("llama.context_length".into(), V::U32(2048)),
+        ("llama.embedding_length".into(), V::U32(64)),
+        ("llama.block_count".into(), V::U32(2)),
+        ("llama.attention.head_count".into(), V::U32(8)),
+        ("llama.attention.head_count_kv".into(), V::U32(2)),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            V::F32(1e-5),
+        ),
+    ];
+    for (key, value) in changes {
+        kvs.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            kvs.push((key.to_string(), *v));
+        }
+    }
+    let mut w = W::new(0, kvs.len() as u64 + 1);
+    w.kv_tokens("tokenizer.ggml.tokens", &[b"a", b"b", b""]);
+    for (k, v) in &kvs {
+        w.str(k.as_bytes());
+        match *v {
+            V::U32(x) => w.u32(4).u32(x),
+            V::I32(x) => w.u32(5).u32(x as u32),
+            V::F32(x) => w.u32(6).u32(x.to_bits()),
+            V::Str(s) => w.u32(8).str(s.as_bytes()),
+            V::U32s(xs) => {
+                w.u32(9).u32(4).u64(xs.len() as u64);
+                for &x in xs {
+                    w.u32(x);
+                }
+                &mut w
+            }
+        };
+    }
+    write_tmp(&w.0)
+}
+
+fn hparams_reason(changes: &[Change]) -> String {
+    match validate(hparams_file(changes).path()) {
+        Err(GgufError::Hyperparameters { reason, .. }) => reason,
+        other => panic!(
+            "{:?}: expected Hyperparameters, got {other:?}",
+            changes.len()
+        ),
+    }
+}
+
+#[test]
+fn plausible_hyperparameters_pass() {
+    validate(hparams_file(&[]).path()).unwrap();
+    // Per-layer arrays, a MoE configuration, another known architecture.
+    validate(
+        hparams_file(&[
+            ("llama.attention.head_count", Some(V::U32s(&[8, 4]))),
+            ("llama.attention.head_count_kv", Some(V::U32s(&[2, 4]))),
+            ("llama.expert_count", Some(V::U32(8))),
+            ("llama.expert_used_count", Some(V::U32(2))),
+        ])
+        .path(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn hyperparameters_llama_cpp_asserts_on_are_refused() {
+    let nan = f32::NAN;
+    let cases: &[(&[Change], &str)] = &[
+        (&[("llama.block_count", Some(V::U32(0)))], "1 to 512 layers"),
+        (&[("llama.block_count", Some(V::U32(100_000)))], "is 100000"),
+        (
+            &[("llama.block_count", Some(V::U32(513)))],
+            "1 to 512 layers",
+        ),
+        (&[("llama.block_count", None)], "block_count is missing"),
+        (&[("llama.block_count", Some(V::I32(2)))], "reads it as u32"),
+        (
+            &[("llama.context_length", Some(V::U32(0)))],
+            "context_length is 0",
+        ),
+        (
+            &[("llama.embedding_length", Some(V::U32(0)))],
+            "embedding_length is 0",
+        ),
+        (
+            &[
+                ("llama.attention.head_count", Some(V::U32(3))),
+                ("llama.attention.head_count_kv", Some(V::U32(1))),
+            ],
+            "not a multiple of 3 attention heads",
+        ),
+        (
+            &[("llama.attention.head_count_kv", Some(V::U32(3)))],
+            "multiple of 3 key/value",
+        ),
+        (
+            &[("llama.attention.head_count_kv", Some(V::U32(16)))],
+            "multiple of 16",
+        ),
+        (
+            &[("llama.attention.head_count", Some(V::U32s(&[8])))],
+            "1 values for 2 layers",
+        ),
+        (&[("llama.expert_count", Some(V::U32(8)))], "dense model"),
+        (
+            &[("llama.expert_used_count", Some(V::U32(2)))],
+            "no experts",
+        ),
+        (
+            &[
+                ("llama.expert_count", Some(V::U32(8))),
+                ("llama.expert_used_count", Some(V::U32(9))),
+            ],
+            "more than the 8 experts",
+        ),
+        (
+            &[("llama.expert_count", Some(V::U32(5000)))],
+            "at most 1024",
+        ),
+        (
+            &[("llama.attention.layer_norm_rms_epsilon", Some(V::F32(nan)))],
+            "is NaN",
+        ),
+        (
+            &[(
+                "llama.attention.layer_norm_rms_epsilon",
+                Some(V::F32(-1e-5)),
+            )],
+            "above 0",
+        ),
+        (
+            &[("llama.attention.layer_norm_rms_epsilon", Some(V::F32(0.0)))],
+            "above 0",
+        ),
+        (
+            &[(
+                "llama.attention.layer_norm_epsilon",
+                Some(V::F32(f32::INFINITY)),
+            )],
+            "is inf",
+        ),
+        (
+            &[("llama.rope.scaling.type", Some(V::Str("bogus")))],
+            "'bogus'",
+        ),
+        (
+            &[("llama.attention.key_length", Some(V::U32(16)))],
+            "equal key head size",
+        ),
+        (
+            &[("llama.rope.dimension_count", Some(V::U32(32)))],
+            "more than the head size",
+        ),
+        (
+            &[("general.architecture", Some(V::Str("llama9")))],
+            "'llama9' is not one",
+        ),
+    ];
+    for (changes, expected) in cases {
+        let reason = hparams_reason(changes);
+        assert!(reason.contains(expected), "{expected:?} not in {reason:?}");
+    }
+    // The message names the file and says it cannot be loaded.
+    let f = hparams_file(&[("llama.block_count", Some(V::U32(0)))]);
+    let msg = validate(f.path()).unwrap_err().to_string();
+    assert!(msg.contains("cannot be loaded"), "{msg}");
+    assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+}
+
+#[test]
+fn duplicate_token_texts_are_refused() {
+    let mut w = W::new(0, 5);
+    w.kv_str("general.architecture", "llama")
+        .llama_hparams()
+        .kv_tokens("tokenizer.ggml.tokens", &[b"a", b"[EMPTY_2]", b""]);
+    let f = write_tmp(&w.0);
+    match validate(f.path()) {
+        Err(GgufError::Hyperparameters { reason, .. }) => {
+            assert!(reason.contains("token 2"), "{reason}")
+        }
+        other => panic!("expected Hyperparameters, got {other:?}"),
+    }
+    // `inspect` still describes the file.
+    assert_eq!(inspect(f.path()).unwrap().vocab_size, Some(3));
+}
+
+#[test]
+fn token_embedding_shape_is_checked() {
+    let make = |dims: &[u64]| {
+        let mut w = W::new(1, 5);
+        w.kv_str("general.architecture", "llama")
+            .llama_hparams()
+            .kv_tokens("tokenizer.ggml.tokens", &[b"a", b"b", b"c"]);
+        w.tensor("token_embd.weight", dims, 0, 0)
+            .pad(32)
+            .zeros(4 * 64);
+        write_tmp(&w.0)
+    };
+    validate(make(&[4, 3]).path()).unwrap();
+    for dims in [&[8u64, 3][..], &[4, 4], &[12]] {
+        match validate(make(dims).path()) {
+            Err(GgufError::Hyperparameters { reason, .. }) => {
+                assert!(reason.contains("expected [4, 3]"), "{reason}")
+            }
+            other => panic!("{dims:?}: expected Hyperparameters, got {other:?}"),
+        }
     }
 }

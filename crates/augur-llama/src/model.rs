@@ -1,7 +1,11 @@
 //! A loaded GGUF model.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use aho_corasick::AhoCorasick;
+use llama_cpp_2::token_type::LlamaTokenAttr;
+use llama_cpp_2::vocab::VocabType;
 
 use augur_core::TokenId;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -36,6 +40,97 @@ pub struct GgufModel {
     inner: LlamaModel,
     path: PathBuf,
     file_size: u64,
+    /// Built on the first long input (see [`GgufModel::tokenize`]); `None`
+    /// when the vocabulary's tokenizer is not one that may be split.
+    splitter: OnceLock<Option<SpecialSplitter>>,
+}
+
+/// Inputs shorter than this are tokenized in one llama.cpp call: its
+/// special-token partitioning costs the square of the number of special
+/// tokens in the text, which is harmless below this size.
+const SPLIT_MIN_BYTES: usize = 64 * 1024;
+/// Special tokens per piece when a long input is split.
+const SPECIALS_PER_PIECE: usize = 256;
+
+/// Finds where a text may be cut so that tokenizing the pieces one by one
+/// gives exactly the tokens of one call on the whole text.
+///
+/// llama.cpp first partitions the text at special-token texts (longest
+/// first, left to right), then tokenizes every plain fragment on its own.
+/// That partition walks a linked list from its head for every match, so a
+/// text with n special tokens costs O(n²): 1 MiB with `<|im_start|>` every
+/// 20 bytes took 12 s. A cut right after a special-token occurrence that no
+/// other occurrence of any special token overlaps is a fragment boundary of
+/// that partition, whatever the order of matching, and no match can span it;
+/// with a token that does not strip the whitespace after it (RSTRIP), and a
+/// tokenizer whose fragments do not depend on what came before them (BPE;
+/// SPM, whose fragment after a special token starts like a text does), the
+/// pieces' tokens are the whole text's.
+struct SpecialSplitter {
+    texts: AhoCorasick,
+    /// Per pattern: the token strips whitespace to its right.
+    rstrip: Vec<bool>,
+}
+
+impl SpecialSplitter {
+    fn new(model: &LlamaModel) -> Option<Self> {
+        let vocab = model.vocab();
+        if !matches!(vocab.vocab_type(), VocabType::BPE | VocabType::SPM) {
+            return None;
+        }
+        let mut texts = Vec::new();
+        let mut rstrip = Vec::new();
+        for id in 0..vocab.n_tokens() {
+            let token = LlamaToken(id);
+            let attrs = vocab.attr(token);
+            // The tokens llama.cpp's partition matches with parse_special.
+            let special = attrs.contains(LlamaTokenAttr::Control)
+                || attrs.contains(LlamaTokenAttr::UserDefined)
+                || attrs.contains(LlamaTokenAttr::Unknown);
+            let Some(text) = vocab.text(token) else {
+                continue;
+            };
+            if special && !text.to_bytes().is_empty() {
+                texts.push(text.to_bytes().to_vec());
+                rstrip.push(attrs.contains(LlamaTokenAttr::RStrip));
+            }
+        }
+        if texts.is_empty() {
+            return None;
+        }
+        let texts = AhoCorasick::new(&texts).ok()?;
+        Some(Self { texts, rstrip })
+    }
+
+    /// Byte offsets to cut `text` at: after every `per_piece`-th special
+    /// token, at the next occurrence that is safe to cut after.
+    fn cuts(&self, text: &[u8], per_piece: usize) -> Vec<usize> {
+        let mut found: Vec<(usize, usize, usize)> = self
+            .texts
+            .find_overlapping_iter(text)
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .collect();
+        found.sort_unstable();
+        let mut cuts = Vec::new();
+        let mut since_cut = 0;
+        let mut end_so_far = 0;
+        for (i, &(start, end, pattern)) in found.iter().enumerate() {
+            let overlaps_earlier = end_so_far > start;
+            let overlaps_later = found.get(i + 1).is_some_and(|next| next.0 < end);
+            end_so_far = end_so_far.max(end);
+            since_cut += 1;
+            if since_cut >= per_piece
+                && !overlaps_earlier
+                && !overlaps_later
+                && !self.rstrip[pattern]
+                && end < text.len()
+            {
+                cuts.push(end);
+                since_cut = 0;
+            }
+        }
+        cuts
+    }
 }
 
 impl std::fmt::Debug for GgufModel {
@@ -55,9 +150,12 @@ impl GgufModel {
             path: path.display().to_string(),
             reason,
         };
-        let file_size = std::fs::metadata(path)
-            .map_err(|e| load_error(e.to_string()))?
-            .len();
+        let meta = std::fs::metadata(path).map_err(|e| load_error(e.to_string()))?;
+        // llama.cpp would open a FIFO and wait for a writer, or read a device.
+        if !meta.is_file() {
+            return Err(load_error("not a regular file".into()));
+        }
+        let file_size = meta.len();
         let backend = init_backend()?;
         let model_params = LlamaModelParams::default()
             .with_n_gpu_layers(params.n_gpu_layers)
@@ -71,6 +169,7 @@ impl GgufModel {
             inner,
             path: path.to_path_buf(),
             file_size,
+            splitter: OnceLock::new(),
         }))
     }
 
@@ -121,11 +220,71 @@ impl GgufModel {
 
     /// Tokenizes `text`; `add_special` adds BOS where the model wants it, and
     /// special-token text (like `<|im_start|>`) is parsed as special tokens.
+    ///
+    /// Time is linear in the text: a long text is cut into pieces at special
+    /// tokens where that gives the same tokens (see [`Self::tokenize_split`]).
     pub fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<TokenId>, LlamaError> {
-        let tokens = self
-            .inner
-            .vocab()
-            .tokenize(text.as_bytes(), add_special, true);
+        if text.len() < SPLIT_MIN_BYTES {
+            return Self::token_ids(self.inner.vocab().tokenize(
+                text.as_bytes(),
+                add_special,
+                true,
+            ));
+        }
+        self.tokenize_split(text, add_special, SPECIALS_PER_PIECE)
+    }
+
+    /// [`Self::tokenize`] with the text cut into pieces of about
+    /// `specials_per_piece` special tokens each (at least 1), tokenized one
+    /// by one: the same tokens as one llama.cpp call on the whole text, in
+    /// linear time. The cuts fall only where llama.cpp's own partition cuts
+    /// (after a special token that no other special-token text overlaps);
+    /// tokenizers other than BPE and SPM, and texts without such a place,
+    /// are tokenized in one call.
+    pub fn tokenize_split(
+        &self,
+        text: &str,
+        add_special: bool,
+        specials_per_piece: usize,
+    ) -> Result<Vec<TokenId>, LlamaError> {
+        let vocab = self.inner.vocab();
+        let whole = || Self::token_ids(vocab.tokenize(text.as_bytes(), add_special, true));
+        let Some(splitter) = self
+            .splitter
+            .get_or_init(|| SpecialSplitter::new(&self.inner))
+        else {
+            return whole();
+        };
+        let bytes = text.as_bytes();
+        let cuts = splitter.cuts(bytes, specials_per_piece.max(1));
+        if cuts.is_empty() {
+            return whole();
+        }
+        // What `add_special` adds around a text (BOS, EOS, CLS/SEP), from a
+        // probe: the pieces are tokenized without it.
+        let (prefix, suffix) = if add_special {
+            let framed = vocab.tokenize(b"a", true, true);
+            let bare = vocab.tokenize(b"a", false, true);
+            let Some(at) = (0..=framed.len().saturating_sub(bare.len()))
+                .find(|&i| framed[i..].starts_with(&bare))
+            else {
+                return whole();
+            };
+            (framed[..at].to_vec(), framed[at + bare.len()..].to_vec())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let mut tokens = prefix;
+        let mut start = 0;
+        for end in cuts.into_iter().chain([bytes.len()]) {
+            tokens.extend(vocab.tokenize(&bytes[start..end], false, true));
+            start = end;
+        }
+        tokens.extend(suffix);
+        Self::token_ids(tokens)
+    }
+
+    fn token_ids(tokens: Vec<LlamaToken>) -> Result<Vec<TokenId>, LlamaError> {
         tokens
             .into_iter()
             .map(|t| {

@@ -91,6 +91,13 @@ impl LlamaSession {
         } else {
             params.n_threads
         };
+        // ggml's GGML_MAX_N_THREADS: its thread pool holds no more (front
+        // ends apply a tighter, per-machine limit: augur::limits).
+        if threads > 512 {
+            return Err(LlamaError::InvalidParameter(format!(
+                "thread count must be at most 512, got {threads}"
+            )));
+        }
         let threads = i32::try_from(threads).unwrap_or(i32::MAX);
         let n_batch = params.n_batch.clamp(1, params.n_ctx);
         let backend = init_backend()?;
@@ -114,7 +121,10 @@ impl LlamaSession {
         // kept alive by the `Arc` stored in this struct; the `Arc`'s target
         // never moves, and `ctx` is declared before `model` so it drops first.
         let ctx: LlamaContext<'static> = unsafe { std::mem::transmute(ctx) };
-        let n_ctx_actual = ctx.n_ctx() as usize;
+        // llama.cpp rounds the cache up (to a multiple of 256): the session
+        // enforces the size asked for, so that a context of 64 holds 64
+        // tokens whatever llama.cpp allocated.
+        let n_ctx_actual = (ctx.n_ctx() as usize).min(params.n_ctx);
         let n_vocab = model.n_vocab();
         Ok(Self {
             ctx,

@@ -16,6 +16,23 @@ pub enum ModelsError {
         known: String,
     },
 
+    /// A path that does not exist (a name with a directory part, so neither a
+    /// catalog name nor a file in the models directory).
+    #[error("model file {} does not exist", path.display())]
+    NoSuchFile {
+        /// The path given.
+        path: PathBuf,
+    },
+
+    /// Something exists at the path, but it is not a regular file.
+    #[error("{} is {kind}, not a model file", path.display())]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is ("a directory", "a FIFO (named pipe)", …).
+        kind: &'static str,
+    },
+
     /// A catalog model is not in the models directory yet.
     #[error("model {name} is not in {}; fetch it with `augur models pull {name}`", dir.display())]
     Missing {

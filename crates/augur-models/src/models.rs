@@ -67,13 +67,27 @@ pub fn resolve_in(spec: &str, dir: &Path) -> Result<PathBuf, ModelsError> {
     if find(spec).is_some() {
         return path_of_in(spec, dir);
     }
+    // Something that is there but is no regular file (a directory, a FIFO,
+    // /dev/zero) is named as what it is; nothing opens it.
+    if let Ok(meta) = std::fs::metadata(as_path) {
+        return Err(ModelsError::NotAFile {
+            path: as_path.to_path_buf(),
+            kind: augur_gguf::file_kind(meta.file_type()),
+        });
+    }
     // Only plain names are looked up in the models directory.
-    if !spec.is_empty() && as_path.components().count() == 1 {
+    let plain = as_path.components().count() == 1;
+    if !spec.is_empty() && plain {
         for candidate in [dir.join(spec), dir.join(format!("{spec}.gguf"))] {
             if candidate.is_file() {
                 return Ok(candidate);
             }
         }
+    }
+    if !spec.is_empty() && (!plain || spec.ends_with(".gguf")) {
+        return Err(ModelsError::NoSuchFile {
+            path: as_path.to_path_buf(),
+        });
     }
     Err(ModelsError::Unknown {
         name: spec.to_string(),

@@ -481,6 +481,33 @@ fn resolve_takes_paths_names_and_local_files() {
 }
 
 #[test]
+fn resolve_says_what_a_path_is_instead_of_unknown_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone.gguf");
+    let err = resolve_in(missing.to_str().unwrap(), dir.path()).unwrap_err();
+    assert!(matches!(err, ModelsError::NoSuchFile { .. }), "{err:?}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    let err = resolve_in("gone.gguf", dir.path()).unwrap_err();
+    assert!(matches!(err, ModelsError::NoSuchFile { .. }), "{err:?}");
+
+    let err = resolve_in(dir.path().to_str().unwrap(), dir.path()).unwrap_err();
+    assert!(err.to_string().contains("is a directory"), "{err}");
+    #[cfg(unix)]
+    {
+        let err = resolve_in("/dev/zero", dir.path()).unwrap_err();
+        assert!(err.to_string().contains("a character device"), "{err}");
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let err = resolve_in(fifo.to_str().unwrap(), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
+    }
+}
+
+#[test]
 fn list_reports_catalog_and_local_files() {
     let dir = tempfile::tempdir().unwrap();
     let smol = find("smollm2-135m").unwrap();

@@ -196,6 +196,11 @@ static void session_parameters(const augur_model *m) {
     REFUSED(min_p, 2.0f, AUGUR_INVALID_ARGUMENT, "min-p");
     REFUSED(threads, -2, AUGUR_INVALID_ARGUMENT, "threads");
     REFUSED(threads, 5000, AUGUR_INVALID_ARGUMENT, "threads");
+    /* The shared limit: at most 4 per core and 512 (ggml's pool); libgomp
+       ended the host process at 1024. */
+    REFUSED(threads, 1024, AUGUR_INVALID_ARGUMENT, "never more than 512");
+    REFUSED(threads, 100000, AUGUR_INVALID_ARGUMENT, "threads must be at most");
+    REFUSED(draft_threads, 1025, AUGUR_INVALID_ARGUMENT, "draft_threads must be at most");
     REFUSED(draft_threads, -1, AUGUR_INVALID_ARGUMENT, "draft_threads");
     REFUSED(n_ctx, 4, AUGUR_INVALID_ARGUMENT, "n_ctx");
     REFUSED(n_ctx, -1, AUGUR_INVALID_ARGUMENT, "n_ctx");

@@ -141,7 +141,7 @@ mod tests {
             matches!(
                 e,
                 CoreError::ContextOverflow {
-                    needed: 5,
+                    needed: 4,
                     n_ctx: 4
                 }
             ),
