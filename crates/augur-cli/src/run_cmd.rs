@@ -83,10 +83,11 @@ pub struct DraftArgs {
     #[arg(long = "no-exact")]
     pub no_exact: bool,
     /// Pipelined speculative decoding: a draft thread drafts the next proposal
-    /// while the target verifies the current one (best with the target on the
-    /// GPU, -ngl 99, and the draft on the CPU, -ngld 0). Default threads: on a
-    /// CPU-only machine the draft gets one and the target the rest (all of them
-    /// on 2–3 cores); with a model on the GPU the draft gets half the cores.
+    /// while the target verifies the current one, where the cost model
+    /// predicts that the overlap pays (the target on the GPU, -ngl 99, and
+    /// the draft on the CPU, -ngld 0); otherwise (a CPU-only machine, where
+    /// both models share the cores) the sequential strategy runs and says
+    /// why on stderr. The draft gets half the cores unless -td says otherwise.
     #[arg(long)]
     pub pipeline: bool,
 }

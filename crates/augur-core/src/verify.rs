@@ -136,8 +136,8 @@ pub fn verify_greedy(drafts: &[TokenId], target_argmax: &[TokenId]) -> Verdict {
 /// argmax after the pending token (`argmax_at(None)`); then, while some chain
 /// agrees with every token emitted so far, the first such chain's next
 /// argmax (`argmax_at(Some((chain, i)))`, the row of its i-th token) is
-/// emitted. Stops after `limit` accepted drafts or at a token `stop` accepts
-/// (end of generation). Returns the winning chain (if any draft was accepted),
+/// emitted. Stops after `limit` accepted drafts or after accepting a token
+/// `stop` accepts (end of generation). Returns the winning chain (if any draft was accepted),
 /// how many of its drafts were accepted, and the token after them. With one
 /// chain this is [`verify_greedy`].
 pub fn verify_greedy_chains(
@@ -150,7 +150,7 @@ pub fn verify_greedy_chains(
     let mut winner = None;
     let mut accepted = 0;
     let mut active = vec![true; chains.len()];
-    while accepted < limit && !stop(id) {
+    while accepted < limit {
         let v = accepted;
         for (c, a) in active.iter_mut().enumerate() {
             *a = *a && chains[c].get(v) == Some(&id);
@@ -160,7 +160,13 @@ pub fn verify_greedy_chains(
         };
         winner = Some(c);
         accepted += 1;
+        // A draft equal to an end-of-generation token is accepted (the text
+        // ends there), but nothing after it is looked at.
+        let ended = stop(id);
         id = argmax_at(Some((c, v)));
+        if ended {
+            break;
+        }
     }
     (winner, accepted, id)
 }
