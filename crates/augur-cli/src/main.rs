@@ -2,8 +2,10 @@
 
 mod bench_cmd;
 mod calibrate_cmd;
+mod chat_cmd;
 mod models_cmd;
 mod run_cmd;
+mod serve_cmd;
 
 use std::process::ExitCode;
 
@@ -26,6 +28,12 @@ struct Cli {
 enum Command {
     /// Generate text from a prompt, streaming it to stdout.
     Run(Box<run_cmd::RunArgs>),
+    /// Serve a model over an OpenAI-compatible HTTP API (one generation at a time).
+    #[command(long_about = serve_cmd::ABOUT)]
+    Serve(Box<serve_cmd::ServeArgs>),
+    /// Chat with a model in the terminal.
+    #[command(long_about = chat_cmd::ABOUT)]
+    Chat(Box<chat_cmd::ChatArgs>),
     /// Compare strategies on the same prompts and models (speed, acceptance, exactness).
     Bench(Box<bench_cmd::BenchArgs>),
     /// Measure this machine's pass costs and bit-exact pass size; predict speedups.
@@ -110,6 +118,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(rewrite_llama_flags(std::env::args_os()));
     let result = match &cli.command {
         Command::Run(args) => run_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
+        Command::Chat(args) => chat_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Calibrate(args) => calibrate_cmd::run(args),
         Command::Inspect(args) => inspect(args),

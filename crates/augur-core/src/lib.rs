@@ -22,7 +22,7 @@ pub mod testing;
 pub mod verify;
 
 pub use error::{CoreError, ModelError};
-pub use generate::{generate, GenerateParams, Generation, StopReason};
+pub use generate::{generate, generate_reusing, GenerateParams, Generation, StopReason};
 pub use model::{Batch, LogitRows, Model, SeqId, TokenId};
 pub use rng::Rng;
 pub use sampling::{SamplingParams, SparseDist};
