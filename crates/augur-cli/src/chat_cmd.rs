@@ -147,8 +147,6 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
             target.display()
         );
     }
-    ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst))
-        .context("installing the Ctrl-C handler")?;
 
     let name = target
         .file_stem()
@@ -171,6 +169,11 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
         tokens: 0,
     };
     let mut editor = rustyline::DefaultEditor::new().context("opening the terminal")?;
+    // After the editor, which sets a SIGINT handler of its own: while it
+    // reads a line the terminal is raw and Ctrl-C arrives as a key; while an
+    // answer is written it is a signal, and this handler stops the answer.
+    ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
     let stdout = std::io::stdout();
     let n_ctx = engine.options().n_ctx;
     loop {
