@@ -318,7 +318,10 @@ impl Engine {
     /// begins with what the target's cache holds from the previous generation
     /// (its prompt and output: the next turn of a conversation) evaluates only
     /// the rest; [`augur_core::RunStats::n_reused`] reports how many tokens were
-    /// kept. The drafters still start afresh from the whole prompt.
+    /// kept. The drafters still start afresh from the whole prompt. A run that
+    /// reused entries is kernel-level exact: they were computed by passes of
+    /// other sizes than a fresh prefill's, so greedy output may differ from a
+    /// fresh run's where those round differently.
     pub fn set_prompt_reuse(&mut self, on: bool) {
         self.reuse = on;
         if !on {
@@ -362,7 +365,7 @@ impl Engine {
             let text = utf8.push(&model.token_to_piece(t, false));
             on_piece(t, &text)
         };
-        let generation = augur_core::generate_reusing(
+        let mut generation = augur_core::generate_reusing(
             &mut self.target,
             self.strategy.as_mut(),
             prompt,
@@ -370,6 +373,12 @@ impl Engine {
             params,
             &mut on_token,
         )?;
+        if reuse_prefix > 0 {
+            // The reused entries were computed by passes of other sizes (the
+            // earlier prompt's, one-token decoding) than a fresh prefill's,
+            // which round differently on most builds.
+            generation.exactness = augur_core::Exactness::KernelLevel;
+        }
         if self.reuse {
             // The cache holds every token but the last, pending one; after an
             // end-of-generation token (not in `tokens`) it was the pending one.

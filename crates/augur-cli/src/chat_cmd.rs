@@ -18,7 +18,8 @@ Chat with a model in the terminal.
 
 Type a message and press Enter; the answer streams as it is generated, in the model's \
 own chat template. The conversation is kept, and the model's cache with it: each turn \
-evaluates only its new tokens. One generation runs at a time.
+evaluates only its new tokens (which makes answers kernel-level exact; with --exact \
+every turn is evaluated afresh and bit-identical). One generation runs at a time.
 
 Commands: /reset starts a new conversation (keeping --system), /stats shows the last \
 answer's numbers (speed, prompt tokens evaluated and reused, drafting), /help lists \
@@ -138,8 +139,11 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
         draft,
         ..EngineOptions::new(target.clone())
     };
+    // Bit-exact output needs every prompt evaluated afresh (reused cache
+    // entries make a run kernel-level exact).
+    let reuse = options.strategy.exact != augur::ExactMode::Bit;
     let mut engine = Engine::new(options)?;
-    engine.set_prompt_reuse(true);
+    engine.set_prompt_reuse(reuse);
     let model = std::sync::Arc::clone(engine.target_model());
     if !model.has_chat_template() {
         bail!(

@@ -19,7 +19,11 @@ generation at the next token. The model's cache is kept between requests, so a \
 request that continues the previous one (the next turn of a conversation, the same \
 file with a new instruction) evaluates only its new tokens; each answer reports how \
 many prompt tokens were evaluated and reused (usage.prompt_tokens_details.cached_tokens \
-and the \"augur\" statistics field).
+and the \"augur\" statistics field). An answer that reused the cache is kernel-level \
+exact: the reused entries came from passes of other sizes than a fresh prompt pass, \
+which round differently on most builds. For bit-identical answers (those of `augur \
+run`), send \"exact\": true in a request, or start the server with --exact or \
+--no-prompt-reuse.
 
 Requests take OpenAI's fields (messages or prompt, max_tokens, temperature, top_p, \
 seed, stop, stream, stream_options.include_usage) plus top_k and min_p, and augur's \
@@ -59,7 +63,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", help_heading = "Server")]
     pub alias: Option<String>,
     /// Evaluate every prompt from the start instead of reusing the cache of
-    /// the previous request (for comparison: answers are the same).
+    /// the previous request: slower on conversations, but every answer is
+    /// bit-identical to `augur run`'s (with reuse, kernel-level exact).
     #[arg(long = "no-prompt-reuse", help_heading = "Server")]
     pub no_prompt_reuse: bool,
     /// Default decoding strategy (a request's "strategy" field overrides it):

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use augur::llama::GgufModel;
 use augur::{
-    AugurError, CoreError, Engine, EngineOptions, Exactness, GenerateParams, RunStats, StopReason,
-    StrategyConfig, TokenId,
+    AugurError, CoreError, Engine, EngineOptions, ExactMode, Exactness, GenerateParams, RunStats,
+    StopReason, StrategyConfig, TokenId,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -169,7 +169,9 @@ impl Pool {
             ..self.config.options.clone()
         };
         let mut engine = Engine::with_models(Arc::clone(&self.config.target), draft, options)?;
-        engine.set_prompt_reuse(self.config.prompt_reuse);
+        // Reused cache entries make a run kernel-level exact; a request for
+        // bit-exact output evaluates its whole prompt, as a fresh run does.
+        engine.set_prompt_reuse(self.config.prompt_reuse && strategy.exact != ExactMode::Bit);
         Ok(engine)
     }
 

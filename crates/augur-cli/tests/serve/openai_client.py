@@ -243,24 +243,38 @@ def basics():
     check_eq(stats_of(r)["strategy"], "baseline", "the default strategy is back")
 
 
+QUESTIONS = [
+    "Name a fruit that is red.",
+    "What color is the sky?",
+    "How many legs does a cat have?",
+    "What is the opposite of hot?",
+    "Say hello in French.",
+]
+SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer briefly."}
+
+
+def converse(c, model, extra):
+    """Five turns; returns [(messages sent, answer, response)]."""
+    messages = [SYSTEM]
+    turns = []
+    for q in QUESTIONS:
+        messages.append({"role": "user", "content": q})
+        sent = [dict(m) for m in messages]
+        r = c.chat.completions.create(model=model, messages=sent, max_tokens=40, extra_body=extra)
+        answer = r.choices[0].message.content
+        turns.append((sent, answer, r))
+        messages.append({"role": "assistant", "content": answer})
+    return turns
+
+
 def conversation():
     c = client()
     model = _model(c)
-    questions = [
-        "Name a fruit that is red.",
-        "What color is the sky?",
-        "How many legs does a cat have?",
-        "What is the opposite of hot?",
-        "Say hello in French.",
-    ]
-    messages = [{"role": "system", "content": "You are a helpful assistant. Answer briefly."}]
-    turns = []  # (messages sent, answer, usage, stats)
+
+    # With prompt reuse (the default), each turn evaluates only its new tokens.
+    reused = converse(c, model, None)
     prev = None
-    for i, q in enumerate(questions):
-        messages.append({"role": "user", "content": q})
-        sent = [dict(m) for m in messages]
-        r = c.chat.completions.create(model=model, messages=sent, max_tokens=40)
-        answer = r.choices[0].message.content
+    for i, (_, answer, r) in enumerate(reused):
         s = stats_of(r)
         check_eq(
             s["prompt_tokens_evaluated"] + s["prompt_tokens_reused"],
@@ -278,22 +292,44 @@ def conversation():
             new = r.usage.prompt_tokens - held
             check(new > 0, f"turn {i + 1} adds tokens")
             check_eq(s["prompt_tokens_evaluated"], new, f"turn {i + 1}: only new tokens evaluated")
-        turns.append((sent, answer))
-        messages.append({"role": "assistant", "content": answer})
+            check_eq(s["exactness"], "kernel-level", f"turn {i + 1}: a reusing run's exactness")
         prev = r
-        print(f"turn {i + 1}: {r.usage.prompt_tokens} prompt tokens, "
+        print(f"reuse, turn {i + 1}: {r.usage.prompt_tokens} prompt tokens, "
               f"{s['prompt_tokens_evaluated']} evaluated: {answer!r}")
 
-    # A fresh server per turn gives the same answers.
-    for i, (sent, answer) in enumerate(turns):
+    # Asking for bit-exact output evaluates each prompt afresh.
+    exact = converse(c, model, {"exact": True})
+    for i, (_, answer, r) in enumerate(exact):
+        s = stats_of(r)
+        check_eq(s["prompt_tokens_reused"], 0, f"exact turn {i + 1} reuses nothing")
+        check_eq(s["exactness"], "bit-identical", f"exact turn {i + 1}")
+
+    # A server started fresh for each turn: bit-identical to the exact
+    # answers; the reusing answers are the same or, where batched and
+    # one-token passes rounded a near tie differently, start the same.
+    same = 0
+    for i in range(len(QUESTIONS)):
         p, url = start_server()
         try:
             fresh = client(url)
-            r = fresh.chat.completions.create(model=_model(fresh), messages=sent, max_tokens=40)
-            check_eq(r.choices[0].message.content, answer, f"turn {i + 1} on a fresh server")
+            r = fresh.chat.completions.create(model=model, messages=reused[i][0], max_tokens=40)
             check_eq(stats_of(r)["prompt_tokens_reused"], 0, "a fresh server reuses nothing")
+            got, want = reused[i][1], r.choices[0].message.content
+            if got == want:
+                same += 1
+            elif i == 0:
+                raise AssertionError(f"turn 1 reused nothing, yet {got!r} != fresh {want!r}")
+            else:
+                check(got[:4] == want[:4], f"turn {i + 1} with reuse: {got!r}, fresh: {want!r}")
+                print(f"turn {i + 1} with reuse differs from a fresh evaluation after "
+                      f"{len(os.path.commonprefix([got, want]))} characters: {got!r} vs {want!r}")
+            r = fresh.chat.completions.create(
+                model=model, messages=exact[i][0], max_tokens=40, extra_body={"exact": True}
+            )
+            check_eq(exact[i][1], r.choices[0].message.content, f"exact turn {i + 1}: fresh server")
         finally:
             stop_server(p)
+    print(f"{same} of {len(QUESTIONS)} reusing answers equal a fresh evaluation's")
 
 
 def _model(c):
