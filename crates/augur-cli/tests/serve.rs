@@ -93,7 +93,7 @@ impl Server {
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .spawn()
             .expect("python3 runs");
-        let status = wait_for(&mut child, Duration::from_secs(600));
+        let status = wait_for(&mut child, Duration::from_secs(1200));
         assert!(
             status.is_some_and(|s| s.success()),
             "the {scenario} scenario failed ({status:?}); its reason is printed above"

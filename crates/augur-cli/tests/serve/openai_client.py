@@ -229,8 +229,10 @@ def basics():
     status, body = raw("POST", "/v1/completions", json.dumps({"prompt": prompt, "max_tokens": 4}))
     check_eq(status, 200, f"a request without model ({body})")
 
-    # augur's per-request strategy.
-    r = c.completions.create(
+    # augur's per-request strategy. Its engine is built on first use, which
+    # calibrates the model when this machine has no calibration cached yet
+    # (minutes on a busy 2-core machine).
+    r = c.with_options(timeout=900).completions.create(
         model=model, prompt=prompt, max_tokens=24, extra_body={"strategy": "prompt-lookup"}
     )
     s = stats_of(r)
