@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up augur on a fresh Debian/Ubuntu machine: the system packages llama.cpp
-# needs to build (cmake, a C++17 compiler, libclang for bindgen), a release
-# build of augur, and the default models (verified by sha256 into
+# needs to build (cmake, a C++17 compiler, libclang for bindgen), the openai
+# Python client (for the server's tests), a release build of augur, and the
+# default models (verified by sha256 into
 # ~/.cache/augur/models, or $AUGUR_MODELS_DIR).
 #
 #   bash scripts/setup.sh               # default target + draft model
@@ -31,6 +32,13 @@ if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
+fi
+
+# The official OpenAI Python client: the server's tests drive `augur serve` with it.
+if ! python3 -c 'import openai' >/dev/null 2>&1; then
+  step "installing the openai Python client"
+  python3 -m pip install --quiet openai ||
+    python3 -m pip install --quiet --break-system-packages openai
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -143,6 +143,10 @@ pub struct Engine {
     options: EngineOptions,
     /// What building the strategy decided that a user should hear about.
     notes: Vec<String>,
+    /// Prompt reuse: whether it is on, and the tokens the target's cache
+    /// (sequence 0) is known to hold from the last generation.
+    reuse: bool,
+    cached: Vec<TokenId>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -224,6 +228,8 @@ impl Engine {
             calibration: None,
             options,
             notes: Vec::new(),
+            reuse: false,
+            cached: Vec::new(),
         })
     }
 
@@ -294,6 +300,8 @@ impl Engine {
             calibration,
             options,
             notes,
+            reuse: false,
+            cached: Vec::new(),
         })
     }
 
@@ -339,6 +347,38 @@ impl Engine {
         Ok(self.target_model.tokenize(&text, true)?)
     }
 
+    /// Turns prompt reuse on or off (off by default). When on, a prompt that
+    /// begins with what the target's cache holds from the previous generation
+    /// (its prompt and output: the next turn of a conversation) evaluates only
+    /// the rest; [`augur_core::RunStats::n_reused`] reports how many tokens were
+    /// kept. The drafters still start afresh from the whole prompt. A run that
+    /// reused entries is kernel-level exact: they were computed by passes of
+    /// other sizes than a fresh prefill's, so greedy output may differ from a
+    /// fresh run's where those round differently.
+    pub fn set_prompt_reuse(&mut self, on: bool) {
+        self.reuse = on;
+        if !on {
+            self.cached.clear();
+        }
+    }
+
+    /// How many leading tokens of `prompt` the next [`Engine::generate`]
+    /// would keep from the cache instead of evaluating: the common prefix
+    /// with what the cache holds, leaving at least one prompt token to
+    /// evaluate (its logits start the generation). 0 with reuse off.
+    pub fn reusable_prefix(&self, prompt: &[TokenId]) -> usize {
+        if !self.reuse || !augur_core::Model::supports_rollback(&self.target) {
+            return 0;
+        }
+        let common = self
+            .cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
+        common.min(prompt.len().saturating_sub(1))
+    }
+
     /// Generates after `prompt`. `on_piece` receives each token with the text
     /// it completes (whole UTF-8 characters only; possibly empty) and returns
     /// `false` to stop.
@@ -348,19 +388,39 @@ impl Engine {
         params: &GenerateParams,
         on_piece: &mut dyn FnMut(TokenId, &str) -> bool,
     ) -> Result<Generation, AugurError> {
+        let reuse_prefix = self.reusable_prefix(prompt);
+        // Whatever happens below changes the cache: until it succeeds,
+        // nothing in it is known.
+        self.cached.clear();
         let model = Arc::clone(&self.target_model);
         let mut utf8 = Utf8Stream::new();
         let mut on_token = |t: TokenId| {
             let text = utf8.push(&model.token_to_piece(t, false));
             on_piece(t, &text)
         };
-        let generation = augur_core::generate(
+        let mut generation = augur_core::generate_reusing(
             &mut self.target,
             self.strategy.as_mut(),
             prompt,
+            reuse_prefix,
             params,
             &mut on_token,
         )?;
+        if reuse_prefix > 0 {
+            // The reused entries were computed by passes of other sizes (the
+            // earlier prompt's, one-token decoding) than a fresh prefill's,
+            // which round differently on most builds.
+            generation.exactness = augur_core::Exactness::KernelLevel;
+        }
+        if self.reuse {
+            // The cache holds every token but the last, pending one; after an
+            // end-of-generation token (not in `tokens`) it was the pending one.
+            self.cached.extend_from_slice(prompt);
+            self.cached.extend_from_slice(&generation.tokens);
+            if generation.stop != augur_core::StopReason::EndOfGeneration {
+                self.cached.pop();
+            }
+        }
         let tail = utf8.finish();
         if !tail.is_empty() {
             if let Some(&last) = generation.tokens.last() {

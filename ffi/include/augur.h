@@ -214,9 +214,12 @@ typedef struct augur_model_params {
 typedef struct augur_session_params {
   /**
    * Strategy name, NUL-terminated UTF-8, case-insensitive: "baseline",
-   * "speculative" (needs a draft model), "lookahead" or "prompt-lookup".
-   * NULL means "baseline". Sessions made with an application drafter
-   * ignore it.
+   * "speculative" (needs a draft model), "lookahead", "prompt-lookup" or
+   * "repeat-last", optionally followed by settings of the one settings
+   * table, as `augur bench --strategies` takes them:
+   * "prompt-lookup:ngram-max=3:draft-max=6" (they win over the fields
+   * below). NULL means "baseline". Sessions made with an application
+   * drafter ignore it.
    */
   const char *strategy;
   /**
@@ -299,6 +302,13 @@ typedef struct augur_session_params {
    * context if smaller). At least 8, at most the model's training context.
    */
   int32_t n_ctx;
+  /**
+   * Speculative decoding: 1 drafts ahead on a thread of its own while the
+   * target verifies, where the cost model predicts that it pays (a model
+   * on the GPU); 0 (the default) drafts in turn. Any other value is
+   * refused.
+   */
+  int32_t pipeline;
 } augur_session_params;
 
 /**

@@ -2,8 +2,10 @@
 
 mod bench_cmd;
 mod calibrate_cmd;
+mod chat_cmd;
 mod models_cmd;
 mod run_cmd;
+mod serve_cmd;
 
 use std::process::ExitCode;
 
@@ -33,6 +35,12 @@ enum Command {
     /// still printed) or, during model loading, right after the load; a
     /// second Ctrl-C exits at once.
     Run(Box<run_cmd::RunArgs>),
+    /// Serve a model over an OpenAI-compatible HTTP API (one generation at a time).
+    #[command(long_about = serve_cmd::ABOUT)]
+    Serve(Box<serve_cmd::ServeArgs>),
+    /// Chat with a model in the terminal.
+    #[command(long_about = chat_cmd::ABOUT)]
+    Chat(Box<chat_cmd::ChatArgs>),
     /// Compare strategies on the same prompts and models (speed, acceptance, exactness).
     Bench(Box<bench_cmd::BenchArgs>),
     /// Measure this machine's pass costs and bit-exact pass size; predict speedups.
@@ -176,6 +184,8 @@ fn main() -> ExitCode {
     }
     let result = match &cli.command {
         Command::Run(args) => run_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
+        Command::Chat(args) => chat_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Calibrate(args) => calibrate_cmd::run(args),
         Command::Inspect(args) => inspect(args),

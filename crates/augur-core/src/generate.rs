@@ -66,6 +66,26 @@ pub fn generate(
     params: &GenerateParams,
     on_token: &mut dyn FnMut(TokenId) -> bool,
 ) -> Result<Generation, CoreError> {
+    generate_reusing(target, strategy, prompt, 0, params, on_token)
+}
+
+/// Like [`generate`], but keeps the first `reuse_prefix` prompt positions of
+/// the target's KV cache instead of evaluating them again.
+///
+/// The caller asserts that sequence 0 of the target's cache holds
+/// `prompt[..reuse_prefix]` from earlier work (a previous generation whose
+/// prompt and output this prompt continues). Every position from
+/// `reuse_prefix` on, of every sequence, is removed and only the rest of the
+/// prompt is prefilled. At least one prompt token must be left to evaluate
+/// (`reuse_prefix < prompt.len()`), since the first step needs its logits.
+pub fn generate_reusing(
+    target: &mut dyn Model,
+    strategy: &mut dyn Strategy,
+    prompt: &[TokenId],
+    reuse_prefix: usize,
+    params: &GenerateParams,
+    on_token: &mut dyn FnMut(TokenId) -> bool,
+) -> Result<Generation, CoreError> {
     params.sampling.validate()?;
     if params.max_tokens == 0 {
         return Err(CoreError::InvalidParameter(
@@ -98,8 +118,17 @@ pub fn generate(
         });
     }
 
+    if reuse_prefix >= prompt.len() {
+        return Err(CoreError::InvalidParameter(format!(
+            "a reused prefix of {reuse_prefix} tokens leaves nothing of the {}-token prompt \
+             to evaluate",
+            prompt.len()
+        )));
+    }
+
     let mut stats = RunStats {
         n_prompt: prompt.len(),
+        n_reused: reuse_prefix,
         ..Default::default()
     };
     let mut rng = Rng::new(params.sampling.seed);
@@ -109,9 +138,22 @@ pub fn generate(
 
     // Prefill everything but the last prompt token, which becomes pending.
     let t_prefill = Instant::now();
-    target.clear()?;
-    if prompt.len() > 1 {
-        batch.add_run(&prompt[..prompt.len() - 1], 0, RunLogits::None);
+    if reuse_prefix == 0 {
+        target.clear()?;
+    } else {
+        // Other sequences (lookahead's windows) may hold cells below the
+        // prefix from the earlier run; only sequence 0's are known good.
+        if target.n_seq_max() > 1 {
+            target.keep_only(0)?;
+        }
+        target.remove_from(-1, reuse_prefix)?;
+    }
+    if prompt.len() > reuse_prefix + 1 {
+        batch.add_run(
+            &prompt[reuse_prefix..prompt.len() - 1],
+            reuse_prefix,
+            RunLogits::None,
+        );
         target.eval(&batch, &mut logits)?;
     }
     let mut ctx = StepContext {
@@ -180,4 +222,113 @@ pub fn generate(
         stats,
         exactness,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::sampling::argmax;
+    use crate::strategy::StepContext;
+    use crate::testing::InMemoryModel;
+
+    /// Plain greedy decoding, one pass per token.
+    struct Plain;
+
+    impl Strategy for Plain {
+        fn name(&self) -> &'static str {
+            "plain"
+        }
+        fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
+            let pos = ctx.pending_pos();
+            ctx.batch.clear();
+            ctx.batch.add(ctx.pending(), pos, &[0], true);
+            ctx.target.eval(ctx.batch, ctx.logits)?;
+            ctx.tokens.push(argmax(ctx.logits.row(0)));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reused_prefix_gives_the_fresh_output_and_evaluates_only_the_rest() {
+        // History mode: every logit depends on the whole attended cache, so a
+        // wrong or stale cell changes the output.
+        let model = InMemoryModel::random(12, 7).with_history(3);
+        let params = GenerateParams {
+            max_tokens: 6,
+            ..GenerateParams::default()
+        };
+        let first_prompt = vec![1, 2, 3, 4];
+        let mut warm = model.clone();
+        let first = generate(&mut warm, &mut Plain, &first_prompt, &params, &mut |_| true).unwrap();
+        // The next prompt continues the first prompt and its output (minus the
+        // last, pending token, which the cache does not hold).
+        let mut next_prompt = first_prompt.clone();
+        next_prompt.extend_from_slice(&first.tokens);
+        next_prompt.extend_from_slice(&[5, 6]);
+        let held = first_prompt.len() + first.tokens.len() - 1;
+        let passes_before = warm.batch_sizes.len();
+        let reused = generate_reusing(
+            &mut warm,
+            &mut Plain,
+            &next_prompt,
+            held,
+            &params,
+            &mut |_| true,
+        )
+        .unwrap();
+        let fresh = generate(
+            &mut model.clone(),
+            &mut Plain,
+            &next_prompt,
+            &params,
+            &mut |_| true,
+        )
+        .unwrap();
+        assert_eq!(reused.tokens, fresh.tokens);
+        assert_eq!(reused.stats.n_reused, held);
+        assert_eq!(fresh.stats.n_reused, 0);
+        // The prefill covered only the new tokens but the pending one.
+        assert_eq!(
+            warm.batch_sizes[passes_before],
+            next_prompt.len() - held - 1
+        );
+        // The tail of the first run's cache beyond the prefix was dropped.
+        let mut shorter = next_prompt[..held - 2].to_vec();
+        shorter.push(9);
+        let a = generate_reusing(
+            &mut warm,
+            &mut Plain,
+            &shorter,
+            held - 2,
+            &params,
+            &mut |_| true,
+        )
+        .unwrap();
+        let b = generate(
+            &mut model.clone(),
+            &mut Plain,
+            &shorter,
+            &params,
+            &mut |_| true,
+        )
+        .unwrap();
+        assert_eq!(a.tokens, b.tokens);
+    }
+
+    #[test]
+    fn a_prefix_covering_the_whole_prompt_is_refused() {
+        let mut model = InMemoryModel::random(8, 1);
+        let err = generate_reusing(
+            &mut model,
+            &mut Plain,
+            &[1, 2],
+            2,
+            &GenerateParams::default(),
+            &mut |_| true,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nothing"), "{err}");
+    }
 }

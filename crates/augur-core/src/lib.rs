@@ -76,7 +76,7 @@ pub use cost::CostModel;
 pub use draft::{Branch, DraftRequest, Drafter, NoDrafter, Proposal, SideEntry, VerifyOutcome};
 pub use draft_verify::{DraftSettings, DraftVerify};
 pub use error::{CoreError, ModelError};
-pub use generate::{generate, GenerateParams, Generation, StopReason};
+pub use generate::{generate, generate_reusing, GenerateParams, Generation, StopReason};
 pub use model::{Batch, LogitRows, Model, SeqId, TokenId};
 pub use rng::Rng;
 pub use sampling::{SamplingParams, SparseDist};

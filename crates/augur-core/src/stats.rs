@@ -7,6 +7,9 @@ use serde::Serialize;
 pub struct RunStats {
     /// Prompt length in tokens.
     pub n_prompt: usize,
+    /// Of those, how many the target's cache already held from earlier work
+    /// and were not evaluated again (see [`crate::generate_reusing`]).
+    pub n_reused: usize,
     /// Tokens generated (end-of-generation token excluded).
     pub n_generated: usize,
     /// Forward passes of the target model during decoding (prefill excluded).

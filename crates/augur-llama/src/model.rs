@@ -322,16 +322,33 @@ impl GgufModel {
     /// Wraps `user_message` as one user turn with the model's chat template,
     /// ending with the assistant's opening so the model answers.
     pub fn apply_chat_template(&self, user_message: &str) -> Result<String, LlamaError> {
+        self.apply_chat_messages(&[("user", user_message)], true)
+    }
+
+    /// Renders a conversation of `(role, content)` messages (roles such as
+    /// `system`, `user`, `assistant`) with the model's chat template; with
+    /// `add_assistant`, ends with the assistant's opening so the model answers.
+    pub fn apply_chat_messages(
+        &self,
+        messages: &[(&str, &str)],
+        add_assistant: bool,
+    ) -> Result<String, LlamaError> {
         let template = self.inner.chat_template(None).map_err(|_| {
             LlamaError::ChatTemplate(format!(
                 "{} has no chat template; run without --chat",
                 self.path.display()
             ))
         })?;
-        let message = LlamaChatMessage::new("user".into(), user_message.into())
-            .map_err(|e| LlamaError::ChatTemplate(format!("invalid message: {e}")))?;
+        let messages = messages
+            .iter()
+            .map(|&(role, content)| {
+                // The C API takes NUL-terminated strings.
+                LlamaChatMessage::new(role.into(), content.into())
+                    .map_err(|e| LlamaError::ChatTemplate(format!("invalid message: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         self.inner
-            .apply_chat_template(&template, &[message], true)
+            .apply_chat_template(&template, &messages, add_assistant)
             .map_err(|e| LlamaError::ChatTemplate(e.to_string()))
     }
 
