@@ -37,7 +37,8 @@ impl XorShift {
 mod verification {
     use super::XorShift;
     use augur::core::sampling::SparseDist;
-    use augur::core::verify::{verify, verify_greedy, Proposal};
+    use augur::core::verify::{verify, verify_greedy};
+    use augur::core::Proposal;
     use augur::core::Rng;
     use augur::TokenId;
     use criterion::{black_box, Criterion};
@@ -66,7 +67,7 @@ mod verification {
             let center = 1000 + 31 * i as TokenId;
             let q = peaked(&mut rng, center, 40);
             p.push(peaked(&mut rng, center, 40));
-            proposal.push(q.mode(), q);
+            proposal.push(q.mode(), q, 1.0);
         }
         p.push(peaked(&mut rng, 7, 40));
         (proposal, p)
@@ -156,7 +157,7 @@ mod sampling {
 
 mod ngram {
     use super::XorShift;
-    use augur::lookahead::{Evidence, NgramIndex, PromptLookup};
+    use augur::prompt_lookup::{Evidence, NgramIndex, PromptLookupDrafter};
     use augur::TokenId;
     use criterion::{black_box, BatchSize, Criterion};
 
@@ -207,7 +208,8 @@ mod ngram {
         g.bench_function("prompt_lookup_candidate_step", |b| {
             b.iter_batched(
                 || {
-                    let mut pl = PromptLookup::default();
+                    let mut pl = PromptLookupDrafter::new(Default::default())
+                        .unwrap_or_else(|e| panic!("{e}"));
                     let mut out = Vec::new();
                     pl.candidate(&history[..history.len() - 1], 8, &mut out);
                     pl

@@ -196,7 +196,7 @@ impl Strategy for Plain {
         ctx.verify(
             &augur::core::Proposal::new(),
             1,
-            &mut augur::core::CostModel::new(),
+            &mut augur::core::CostModel::prior(),
         )?;
         Ok(())
     }

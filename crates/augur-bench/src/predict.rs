@@ -146,6 +146,6 @@ mod tests {
         let p = predicted_speedup(&[5], &[5], 5, &costs).unwrap();
         assert!((p - 2.0 / 2.5).abs() < 1e-9, "{p}");
         // Nothing measured, nothing predicted.
-        assert_eq!(predicted_speedup(&[1], &[1], 1, &CostModel::new()), None);
+        assert_eq!(predicted_speedup(&[1], &[1], 1, &CostModel::prior()), None);
     }
 }

@@ -33,7 +33,7 @@ impl Strategy for OneTokenOff {
     }
 
     fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
-        ctx.verify(&Proposal::new(), 1, &mut CostModel::new())?;
+        ctx.verify(&Proposal::new(), 1, &mut CostModel::prior())?;
         if let Some((at, replacement)) = self.plant {
             if self.emitted == at {
                 let last = ctx.tokens.len() - 1;

@@ -41,7 +41,7 @@ pub const UNMEASURED_DRAFT_RATIO: f64 = 0.25;
 ///
 /// Built from a calibration ([`CostModel::calibrated`]: the costs then stay
 /// fixed, so decisions depend only on the text and the seed) or empty
-/// ([`CostModel::new`]: measured during the run). Serializable so an
+/// ([`CostModel::prior`]: measured during the run). Serializable so an
 /// application can keep them per model file, machine and thread count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -88,7 +88,7 @@ impl CostModel {
     /// No measurements, and none to be made: costs follow the linear prior
     /// ([`CostModel::relative`]) and only one-token passes count as
     /// bit-exact.
-    pub fn new() -> Self {
+    pub fn prior() -> Self {
         Self {
             fixed: true,
             ..Self::default()
@@ -200,7 +200,7 @@ impl CostModel {
     /// k tokens)` pairs, and the seconds of one draft step. Each figure counts
     /// as one sample.
     pub fn from_throughput(pass_throughput: &[(usize, f64)], draft_seconds: f64) -> Self {
-        let mut c = Self::new();
+        let mut c = Self::prior();
         for &(k, tps) in pass_throughput {
             if k > 0 && tps > 0.0 {
                 c.record_target(k, k as f64 / tps);
@@ -566,8 +566,8 @@ mod tests {
 
     #[test]
     fn nothing_measured_means_plain_decoding() {
-        assert_eq!(choose_draft_len(&[1.0; 8], &CostModel::new(), 8), 0);
-        assert_eq!(speedup(&[1.0; 8], &CostModel::new(), 3), None);
+        assert_eq!(choose_draft_len(&[1.0; 8], &CostModel::prior(), 8), 0);
+        assert_eq!(speedup(&[1.0; 8], &CostModel::prior(), 3), None);
     }
 
     #[test]
@@ -595,7 +595,7 @@ mod tests {
 
     #[test]
     fn interpolation_and_extrapolation() {
-        let mut c = CostModel::new();
+        let mut c = CostModel::prior();
         assert_eq!(c.target(1), None);
         c.record_target(2, 2.0);
         // Below the smallest measured size: in proportion.
@@ -607,7 +607,7 @@ mod tests {
         // Above: the slope of the two largest (0.5 per token).
         assert!((c.target(8).unwrap() - 5.0).abs() < 1e-12);
         // A decreasing pair extrapolates flat, never below.
-        let mut d = CostModel::new();
+        let mut d = CostModel::prior();
         d.record_target(1, 2.0);
         d.record_target(2, 1.5);
         assert!((d.target(5).unwrap() - 1.5).abs() < 1e-12);
@@ -619,7 +619,7 @@ mod tests {
 
     #[test]
     fn estimates_resist_spikes_and_follow_lasting_changes() {
-        let mut c = CostModel::new();
+        let mut c = CostModel::prior();
         // A slow first sample does not stick.
         c.record_target(2, 5.0);
         c.record_target(2, 2.0);
@@ -678,7 +678,7 @@ mod tests {
         assert_eq!(pipelined_speedup(&[0.9; 8], &costs, 0), Some(1.0));
         // The guess needs one more estimate than the drafts.
         assert_eq!(pipelined_speedup(&[0.9; 3], &costs, 3), None);
-        assert_eq!(pipelined_speedup(&[0.9; 4], &CostModel::new(), 3), None);
+        assert_eq!(pipelined_speedup(&[0.9; 4], &CostModel::prior(), 3), None);
     }
 
     #[test]
@@ -729,7 +729,7 @@ mod tests {
 
     #[test]
     fn unmeasured_draft_uses_a_guess_relative_to_the_target() {
-        let mut c = CostModel::new();
+        let mut c = CostModel::prior();
         assert_eq!(c.draft_or_guess(), None);
         c.record_target(1, 2.0);
         assert!((c.draft_or_guess().unwrap() - 2.0 * UNMEASURED_DRAFT_RATIO).abs() < 1e-12);

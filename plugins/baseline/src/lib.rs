@@ -46,7 +46,7 @@ impl Strategy for Baseline {
         // Verifying an empty proposal is exactly one step of plain decoding:
         // one pass over the pending token, then a token drawn from p.
         // Its one-token passes are the reference: no costs to learn.
-        ctx.verify(&Proposal::new(), 1, &mut CostModel::new())?;
+        ctx.verify(&Proposal::new(), 1, &mut CostModel::prior())?;
         Ok(())
     }
 }

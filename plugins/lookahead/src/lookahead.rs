@@ -201,7 +201,7 @@ impl StrategyPlugin for LookaheadConfig {
     }
 
     fn build(&self, env: BuildEnv) -> Result<Built, CoreError> {
-        let costs = env.costs.unwrap_or_else(CostModel::new);
+        let costs = env.costs.unwrap_or_else(CostModel::prior);
         let smallest = self.batch_len(0).max(self.batch_len(1));
         if env.bit_exact_forced && smallest > costs.exact_pass() {
             return Err(CoreError::InvalidParameter(format!(
@@ -491,7 +491,7 @@ pub struct Lookahead {
 
 impl Default for Lookahead {
     fn default() -> Self {
-        Self::build(LookaheadConfig::default(), CostModel::new())
+        Self::build(LookaheadConfig::default(), CostModel::prior())
     }
 }
 
@@ -499,7 +499,7 @@ impl Lookahead {
     /// A lookahead strategy with `config`, validated, without a calibration
     /// (it never backs off, and only one-token passes count as bit-exact).
     pub fn new(config: LookaheadConfig) -> Result<Self, Error> {
-        Self::with_costs(config, CostModel::new())
+        Self::with_costs(config, CostModel::prior())
     }
 
     /// A lookahead strategy with `config`, judged by `costs` (a calibration
@@ -817,7 +817,7 @@ mod tests {
         };
         let exact_upto = |size| CostModel {
             max_exact_pass: size,
-            ..CostModel::new()
+            ..CostModel::prior()
         };
         let mut s = Lookahead::with_costs(LookaheadConfig::new(1, 3, 1), exact_upto(3)).unwrap();
         generate(&mut m, &mut s, &[0], &params, &mut |_| true).unwrap();

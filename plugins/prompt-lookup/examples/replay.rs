@@ -70,7 +70,7 @@ impl Strategy for Oracle {
         ctx.verify(
             &Proposal::deterministic(&self.draft[..k]),
             1,
-            &mut CostModel::new(),
+            &mut CostModel::prior(),
         )?;
         Ok(())
     }

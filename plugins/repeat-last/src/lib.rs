@@ -140,7 +140,7 @@ impl StrategyPlugin for RepeatLastConfig {
             draft_min: 0,
             exact: env.bit_exact,
         };
-        let costs = env.costs.unwrap_or_else(CostModel::new);
+        let costs = env.costs.unwrap_or_else(CostModel::prior);
         Ok(Built::plain(Box::new(DraftVerify::new(
             NAME,
             RepeatLast::new(self.period),
@@ -239,7 +239,7 @@ mod tests {
         }
         fn step(&mut self, ctx: &mut augur_core::StepContext<'_>) -> Result<(), CoreError> {
             // Keep the model's cache in step: evaluate the pending token.
-            ctx.verify(&Proposal::new(), 1, &mut CostModel::new())?;
+            ctx.verify(&Proposal::new(), 1, &mut CostModel::prior())?;
             let n = ctx.tokens.len();
             if n >= 3 {
                 ctx.tokens[n - 1] = ctx.tokens[n - 3];

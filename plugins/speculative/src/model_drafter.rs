@@ -245,7 +245,7 @@ mod tests {
         rng: &mut Rng,
         out: &mut Proposal,
     ) -> Result<u64, CoreError> {
-        let costs = CostModel::new();
+        let costs = CostModel::prior();
         let req = DraftRequest {
             tokens,
             max,

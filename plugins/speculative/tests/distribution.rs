@@ -108,7 +108,7 @@ impl Strategy for Control {
         let gamma = self.gamma.min(ctx.max_drafts());
         self.proposal.truncate(0);
         if gamma > 0 {
-            let costs = CostModel::new();
+            let costs = CostModel::prior();
             let req = DraftRequest {
                 tokens: ctx.tokens,
                 max: gamma,

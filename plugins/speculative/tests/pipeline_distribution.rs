@@ -100,7 +100,7 @@ fn stopping_rules_and_adaptive_length_follow_the_filtered_target() {
     // after unsure positions; the draft's own end-of-generation token (not
     // one for the target) ending it; draft-min, which must not drop the
     // short proposals this makes at temperature > 0.
-    let mut costs = CostModel::new();
+    let mut costs = CostModel::prior();
     for k in 1..=9 {
         costs.record_target(k, 1.0);
     }
