@@ -5,8 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context};
 use augur::{
-    Engine, EngineOptions, Exactness, GenerateParams, RunStats, StopReason, StrategyConfig,
-    StrategyKind,
+    Engine, Exactness, GenerateParams, RunStats, StopReason, StrategyConfig, StrategyKind,
 };
 use rustyline::error::ReadlineError;
 
@@ -131,17 +130,8 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let options = EngineOptions {
-        n_ctx: args.model.ctx_size,
-        threads: args.model.threads,
-        draft_threads: args.draft.threads_draft,
-        n_gpu_layers: args.model.n_gpu_layers,
-        n_gpu_layers_draft: args.draft.n_gpu_layers_draft,
-        strategy,
-        exact: args.draft.exact_mode(),
-        draft,
-        ..EngineOptions::new(target.clone())
-    };
+    let options =
+        crate::run_cmd::engine_options(&args.model, &args.draft, target.clone(), strategy, draft);
     // Bit-exact output needs every prompt evaluated afresh (reused cache
     // entries make a run kernel-level exact).
     let reuse = options.exact != augur::ExactMode::Bit;

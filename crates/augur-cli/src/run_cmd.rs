@@ -173,6 +173,28 @@ impl LookupArgs {
     }
 }
 
+/// The engine options of a command that loads models: the model and draft
+/// flags, the strategy, and the draft model's path when it loads one.
+pub fn engine_options(
+    model: &ModelArgs,
+    draft_args: &DraftArgs,
+    target: PathBuf,
+    strategy: StrategyConfig,
+    draft: Option<PathBuf>,
+) -> EngineOptions {
+    EngineOptions {
+        n_ctx: model.ctx_size,
+        threads: model.threads,
+        draft_threads: draft_args.threads_draft,
+        n_gpu_layers: model.n_gpu_layers,
+        n_gpu_layers_draft: draft_args.n_gpu_layers_draft,
+        strategy,
+        exact: draft_args.exact_mode(),
+        draft,
+        ..EngineOptions::new(target)
+    }
+}
+
 /// Every strategy setting the flags of `draft` and `lookup` set.
 pub fn flag_settings(draft: &DraftArgs, lookup: &LookupArgs) -> Vec<(SettingKey, String)> {
     let mut out = draft.settings();
@@ -319,17 +341,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let options = EngineOptions {
-        n_ctx: args.model.ctx_size,
-        threads: args.model.threads,
-        draft_threads: args.draft.threads_draft,
-        n_gpu_layers: args.model.n_gpu_layers,
-        n_gpu_layers_draft: args.draft.n_gpu_layers_draft,
-        strategy,
-        exact: args.draft.exact_mode(),
-        draft,
-        ..EngineOptions::new(target)
-    };
+    let options = engine_options(&args.model, &args.draft, target, strategy, draft);
     let mut engine = Engine::new(options)?;
     for note in engine.notes() {
         eprintln!("augur: {note}");

@@ -1,7 +1,7 @@
 //! `augur serve`: an OpenAI-compatible HTTP server.
 
 use anyhow::Context;
-use augur::{EngineOptions, StrategyConfig, StrategyKind};
+use augur::{StrategyConfig, StrategyKind};
 
 use crate::run_cmd::{DraftArgs, LookupArgs, ModelArgs, SamplingArgs};
 
@@ -99,17 +99,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let engine = EngineOptions {
-        n_ctx: args.model.ctx_size,
-        threads: args.model.threads,
-        draft_threads: args.draft.threads_draft,
-        n_gpu_layers: args.model.n_gpu_layers,
-        n_gpu_layers_draft: args.draft.n_gpu_layers_draft,
-        strategy,
-        exact: args.draft.exact_mode(),
-        draft,
-        ..EngineOptions::new(target.clone())
-    };
+    let engine =
+        crate::run_cmd::engine_options(&args.model, &args.draft, target.clone(), strategy, draft);
     let config = augur_server::ServerConfig {
         host: args.host.clone(),
         port: args.port,

@@ -554,6 +554,7 @@ mod tests {
     use super::*;
     use augur_core::model::RunLogits;
     use augur_core::testing::InMemoryModel;
+    use augur_core::StepContext;
     use augur_core::{
         generate, Batch, GenerateParams, LogitRows, Model, ModelError, Rng, RunStats,
         SamplingParams,
