@@ -163,11 +163,11 @@ impl Engine {
     pub fn new(options: EngineOptions) -> Result<Self, AugurError> {
         // Before any model is loaded: a bad parameter fails at once.
         crate::limits::check_options(&options)?;
-        let draft_path = if options.strategy.kind().needs_draft() {
+        let kind = options.strategy.kind();
+        let draft_path = if kind.needs_draft() || (kind.uses_draft() && options.draft.is_some()) {
             let path = options.draft.clone().ok_or_else(|| {
                 AugurError::Config(format!(
-                    "the {} strategy needs a draft model (-md FILE)",
-                    options.strategy.kind()
+                    "the {kind} strategy needs a draft model (-md FILE)"
                 ))
             })?;
             augur_gguf::check_draft_compatible(&options.target, &path)?;

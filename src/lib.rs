@@ -16,6 +16,7 @@
 //! # Ok::<(), augur::AugurError>(())
 //! ```
 
+pub mod auto;
 pub mod calibration;
 mod engine;
 pub mod limits;

@@ -60,6 +60,12 @@ macro_rules! strategies {
                 match self { $( StrategyKind::$variant => <$config as StrategyPlugin>::NEEDS_DRAFT, )* }
             }
 
+            /// True if the strategy drafts with a draft model when one is
+            /// given (it may run without one unless [`Self::needs_draft`]).
+            pub fn uses_draft(self) -> bool {
+                match self { $( StrategyKind::$variant => <$config as StrategyPlugin>::USES_DRAFT, )* }
+            }
+
             /// True if the strategy drafts (and so needs calibration and rollback).
             pub fn drafts(self) -> bool {
                 match self { $( StrategyKind::$variant => <$config as StrategyPlugin>::DRAFTS, )* }
@@ -110,6 +116,9 @@ macro_rules! strategies {
 }
 
 strategies! {
+    /// Each step the drafter expected to pay best: prompt lookup, the draft
+    /// model (when there is one), an application's drafter, or none.
+    Auto(crate::auto::AutoConfig),
     /// One target pass per token.
     Baseline(augur_baseline::BaselineConfig),
     /// A draft model proposes tokens; the target verifies them in one pass.
@@ -162,6 +171,8 @@ impl FromStr for StrategyKind {
 }
 
 impl Default for StrategyConfig {
+    /// Plain decoding (the front ends default to `auto`, which calibrates the
+    /// machine on first use).
     fn default() -> Self {
         Self::new(StrategyKind::Baseline)
     }
@@ -346,6 +357,13 @@ pub(crate) fn build_custom(
     options: &BuildOptions,
 ) -> Result<Box<dyn Strategy + Send>, AugurError> {
     config.validate()?;
+    if let StrategyConfig::Auto(auto) = config {
+        // The application's drafter joins auto's choice.
+        let built = auto
+            .build_with_drafter(drafter, options.env(None))
+            .map_err(|e| AugurError::Config(e.to_string()))?;
+        return Ok(built.strategy);
+    }
     let default = SpeculativeConfig::default();
     let spec = config.speculative().unwrap_or(&default);
     let drafter = Tuned::new(drafter, spec.mode, spec.draft_min);

@@ -128,7 +128,7 @@ fn options_from(
         // also sizes calibration to the longest pass.
         StrategyConfig::parse(StrategyKind::Speculative.name(), &shared)
     } else if p.strategy.is_null() {
-        StrategyConfig::parse(StrategyKind::Baseline.name(), &shared)
+        StrategyConfig::parse(StrategyKind::Auto.name(), &shared)
     } else {
         // SAFETY: non-NULL; the caller promises a NUL-terminated string.
         let entry = unsafe { str_arg(p.strategy, "params->strategy") }?;
@@ -229,7 +229,8 @@ pub unsafe extern "C" fn augur_session_new(
         // SAFETY: NULL or valid, as the caller promises.
         let params = unsafe { params.as_ref() }.copied().unwrap_or_default();
         let (options, sampling) = options_from(&params, &target.inner, false)?;
-        let draft = if options.strategy.kind().needs_draft() {
+        let kind = options.strategy.kind();
+        let draft = if kind.needs_draft() || (kind.uses_draft() && draft.is_some()) {
             let draft = draft.ok_or_else(|| {
                 FfiError::invalid(format!(
                     "the {} strategy needs a draft model: pass one to augur_session_new",
@@ -332,8 +333,9 @@ pub unsafe extern "C" fn augur_session_free(session: *mut augur_session) {
     });
 }
 
-/// The session's strategy name ("baseline", "speculative", "lookahead",
-/// "prompt-lookup", or "c-drafter" for application drafters): a static
+/// The session's strategy name ("auto", "baseline", "speculative",
+/// "lookahead", "prompt-lookup", "repeat-last", or "c-drafter" for
+/// application drafters): a static
 /// string, never to be freed. NULL for a NULL session.
 ///
 /// # Safety
@@ -347,8 +349,10 @@ pub unsafe extern "C" fn augur_session_strategy(session: *const augur_session) -
     let name = session.engine.strategy_name();
     // Static NUL-terminated copies of the names the engine reports.
     let c: &'static std::ffi::CStr = match name {
+        "auto" => c"auto",
         "baseline" => c"baseline",
         "speculative" => c"speculative",
+        "repeat-last" => c"repeat-last",
         "lookahead" => c"lookahead",
         "prompt-lookup" => c"prompt-lookup",
         C_DRAFTER_NAME => c"c-drafter",

@@ -34,13 +34,14 @@ pub struct augur_model_params {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct augur_session_params {
-    /// Strategy name, NUL-terminated UTF-8, case-insensitive: "baseline",
-    /// "speculative" (needs a draft model), "lookahead", "prompt-lookup" or
-    /// "repeat-last", optionally followed by settings of the one settings
-    /// table, as `augur bench --strategies` takes them:
-    /// "prompt-lookup:ngram-max=3:draft-max=6" (they win over the fields
-    /// below). NULL means "baseline". Sessions made with an application
-    /// drafter ignore it.
+    /// Strategy name, NUL-terminated UTF-8, case-insensitive: "auto" (each
+    /// step the drafter expected to pay best: prompt lookup, the session's
+    /// draft model when one is passed, or none), "baseline", "speculative"
+    /// (needs a draft model), "lookahead", "prompt-lookup" or "repeat-last",
+    /// optionally followed by settings of the one settings table, as `augur
+    /// bench --strategies` takes them: "prompt-lookup:ngram-max=3:draft-max=6"
+    /// (they win over the fields below). NULL means "auto". Sessions made
+    /// with an application drafter ignore it.
     pub strategy: *const c_char,
     /// One of `AUGUR_EXACT_AUTO` (default), `AUGUR_EXACT_BIT`, `AUGUR_EXACT_KERNEL`.
     pub exact_mode: i32,

@@ -37,9 +37,10 @@ pub struct ChatArgs {
     /// context is full].
     #[arg(short = 'n', long = "n-predict", value_name = "N")]
     pub n_predict: Option<usize>,
-    /// Decoding strategy: baseline, speculative (draft model), lookahead
-    /// (greedy only), prompt-lookup.
-    #[arg(long, default_value = "baseline")]
+    /// Decoding strategy: auto (each step the drafter expected to pay best),
+    /// baseline, speculative (draft model), lookahead (greedy only),
+    /// prompt-lookup.
+    #[arg(long, default_value = "auto")]
     pub strategy: String,
     #[command(flatten)]
     pub draft: DraftArgs,
@@ -125,11 +126,7 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     let mut strategy = StrategyConfig::new(kind);
     strategy.apply(&settings)?;
     strategy.validate()?;
-    let draft = if kind.needs_draft() {
-        Some(args.draft.draft_path(&target)?)
-    } else {
-        None
-    };
+    let draft = args.draft.draft_for(kind, &target, false)?;
     let options =
         crate::run_cmd::engine_options(&args.model, &args.draft, target.clone(), strategy, draft);
     // Bit-exact output needs every prompt evaluated afresh (reused cache

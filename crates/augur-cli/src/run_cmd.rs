@@ -106,6 +106,27 @@ impl DraftArgs {
         bail!("--strategy speculative needs a draft model with the target's vocabulary: -md FILE")
     }
 
+    /// The draft model a `kind` run loads: the draft path when the strategy
+    /// needs one; for a strategy that uses one when there is one (`auto`),
+    /// `-md` or else the catalog's default draft when it is on disk and
+    /// shares the target's vocabulary; with `always`, any draft given with
+    /// `-md` (a server whose requests may ask for speculative decoding).
+    pub fn draft_for(
+        &self,
+        kind: StrategyKind,
+        target: &std::path::Path,
+        always: bool,
+    ) -> anyhow::Result<Option<PathBuf>> {
+        if kind.needs_draft() || (self.model_draft.is_some() && (always || kind.uses_draft())) {
+            return self.draft_path(target).map(Some);
+        }
+        if !kind.uses_draft() {
+            return Ok(None);
+        }
+        let default = augur::models::path_of(augur::models::default_draft().name).ok();
+        Ok(default.filter(|d| augur::gguf::check_draft_compatible(target, d).is_ok()))
+    }
+
     /// The settings these flags set, for the one settings table
     /// ([`StrategyConfig::set`]); flags left at their defaults set nothing.
     pub fn settings(&self) -> Vec<(SettingKey, String)> {
@@ -262,9 +283,11 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub n_predict: i64,
-    /// Decoding strategy: baseline, speculative (draft model), lookahead
-    /// (greedy only), prompt-lookup, repeat-last (an example drafter).
-    #[arg(long, default_value = "baseline")]
+    /// Decoding strategy: auto (each step the drafter expected to pay best:
+    /// prompt lookup, the draft model, or none), baseline (plain decoding),
+    /// speculative (draft model), lookahead (greedy only), prompt-lookup,
+    /// repeat-last (an example drafter).
+    #[arg(long, default_value = "auto")]
     pub strategy: String,
     /// Wrap the prompt as one user message in the model's chat template.
     #[arg(long)]
@@ -275,7 +298,7 @@ pub struct RunArgs {
 }
 
 #[derive(Serialize)]
-struct JsonStats {
+struct JsonStats<'a> {
     n_prompt: usize,
     n_generated: usize,
     tokens_per_second: f64,
@@ -297,6 +320,7 @@ struct JsonStats {
     wasted_draft_seconds: f64,
     guesses_tried: u64,
     guesses_held: u64,
+    drafters: &'a [augur::core::DrafterStats],
 }
 
 #[derive(Serialize)]
@@ -307,7 +331,7 @@ struct JsonOutput<'a> {
     stop: augur::StopReason,
     exactness: &'a str,
     max_exact_pass: Option<usize>,
-    stats: JsonStats,
+    stats: JsonStats<'a>,
 }
 
 fn read_prompt(args: &RunArgs) -> anyhow::Result<String> {
@@ -336,11 +360,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut strategy = StrategyConfig::new(kind);
     strategy.apply(&flag_settings(&args.draft, &args.lookup))?;
     strategy.validate()?;
-    let draft = if kind.needs_draft() {
-        Some(args.draft.draft_path(&target)?)
-    } else {
-        None
-    };
+    let draft = args.draft.draft_for(kind, &target, false)?;
     let options = engine_options(&args.model, &args.draft, target, strategy, draft);
     let mut engine = Engine::new(options)?;
     for note in engine.notes() {
@@ -402,6 +422,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 wasted_draft_seconds: s.wasted_draft_seconds,
                 guesses_tried: s.guesses_tried,
                 guesses_held: s.guesses_held,
+                drafters: &s.drafters,
             },
         };
         // A closed stdout (`| head`) is the reader having had enough, not an error.
@@ -436,6 +457,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 s.verify_seconds,
                 s.other_seconds() + s.sample_seconds,
             ));
+        }
+        if s.drafters.len() > 1 || s.drafted > 0 {
+            line.push_str(&format!(", by drafter: {}", s.drafter_summary()));
         }
         if s.guesses_tried > 0 {
             line.push_str(&format!(

@@ -68,9 +68,10 @@ pub struct ServeArgs {
     #[arg(long = "no-prompt-reuse", help_heading = "Server")]
     pub no_prompt_reuse: bool,
     /// Default decoding strategy (a request's "strategy" field overrides it):
-    /// baseline, speculative (needs a draft model, -md), lookahead (greedy
-    /// only), prompt-lookup.
-    #[arg(long, default_value = "baseline", help_heading = "Strategy defaults")]
+    /// auto (each step the drafter expected to pay best; uses the draft model
+    /// when there is one), baseline, speculative (needs a draft model, -md),
+    /// lookahead (greedy only), prompt-lookup.
+    #[arg(long, default_value = "auto", help_heading = "Strategy defaults")]
     pub strategy: String,
     #[command(flatten, next_help_heading = "Strategy defaults")]
     pub draft: DraftArgs,
@@ -94,11 +95,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     strategy.validate()?;
     // A draft given explicitly is loaded even when the default strategy does
     // not use it, so that requests may ask for speculative decoding.
-    let draft = if kind.needs_draft() || args.draft.model_draft.is_some() {
-        Some(args.draft.draft_path(&target)?)
-    } else {
-        None
-    };
+    let draft = args.draft.draft_for(kind, &target, true)?;
     let engine =
         crate::run_cmd::engine_options(&args.model, &args.draft, target.clone(), strategy, draft);
     let config = augur_server::ServerConfig {

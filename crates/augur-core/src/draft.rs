@@ -91,6 +91,10 @@ pub struct Proposal {
     /// draft made on another thread), else the driver's timing of
     /// [`Drafter::propose`].
     pub draft_seconds: f64,
+    /// Which drafter made it, for the per-drafter statistics, when the
+    /// drafter asked is a choice among several ([`crate::BestOf`]); `None`:
+    /// the drafter asked.
+    pub source: Option<&'static str>,
 }
 
 impl Proposal {
@@ -142,6 +146,7 @@ impl Proposal {
         self.side.clear();
         self.draft_passes = 0;
         self.draft_seconds = 0.0;
+        self.source = None;
     }
 
     /// True when every drafted token is deterministic (one-hot q): cutting
@@ -153,6 +158,29 @@ impl Proposal {
             .zip(&self.q)
             .all(|(&t, q)| q.support_len() == 1 && q.prob(t) >= 1.0)
     }
+}
+
+/// What a drafter expects of proposing now, asked before [`Drafter::propose`]
+/// by a driver choosing among several drafters ([`crate::BestOf`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Forecast {
+    /// Proposing costs next to nothing (a lookup in the text): just ask, and
+    /// judge the proposal by its confidences.
+    Free,
+    /// Proposing costs model time and is not expected to pay now.
+    Skip,
+    /// Proposing costs model time; drafting `tokens` is expected to speed
+    /// the step up by `speedup` over a plain one, its drafting time counted
+    /// ([`crate::cost::speedup`]). `exploring`: the proposal would measure
+    /// acceptance rather than pay.
+    Draft {
+        /// Tokens it would draft.
+        tokens: usize,
+        /// Expected speedup over a plain step.
+        speedup: f64,
+        /// It would explore rather than exploit.
+        exploring: bool,
+    },
 }
 
 /// What one verification pass did, as the drafter and the strategy see it.
@@ -226,6 +254,17 @@ pub trait Drafter {
         Ok(())
     }
 
+    /// What proposing now is expected to bring, before anything is drafted
+    /// (see [`Forecast`]). A drafter that answers [`Forecast::Draft`] and is
+    /// then asked to [`Drafter::propose`] in the same step drafts what it
+    /// forecast. The forecast may depend on the text and on earlier verdicts,
+    /// never on tokens not yet drawn, so that choosing by it keeps sampling
+    /// exact. The default: proposing is free.
+    fn forecast(&mut self, req: &DraftRequest<'_>) -> Forecast {
+        let _ = req;
+        Forecast::Free
+    }
+
     /// Fills `out` (empty on entry) with a proposal to follow `req.tokens`,
     /// or leaves it empty for a plain step.
     fn propose(
@@ -267,6 +306,9 @@ impl<T: Drafter + ?Sized> Drafter for Box<T> {
         sampling: &SamplingParams,
     ) -> Result<(), CoreError> {
         (**self).start(tokens, target_n_vocab, sampling)
+    }
+    fn forecast(&mut self, req: &DraftRequest<'_>) -> Forecast {
+        (**self).forecast(req)
     }
     fn propose(
         &mut self,

@@ -247,7 +247,19 @@ impl<D: Drafter> Strategy for DraftVerify<D> {
                 proposal.truncate(budget.saturating_sub(1));
             }
         }
+        let source = match self.proposal.source {
+            Some(name) => name,
+            None if self.proposal.is_empty() => crate::DrafterStats::NONE,
+            None => self.drafter.name(),
+        };
         let outcome = ctx.verify(&self.proposal, self.drafter.sequences(), &mut self.costs)?;
+        ctx.stats.record_drafter(
+            source,
+            outcome.verified,
+            outcome.accepted,
+            outcome.emitted(),
+            waited,
+        );
         self.largest_pass = self.largest_pass.max(outcome.pass_size);
         self.drafter.on_verdict(ctx.tokens, &outcome)?;
         self.last = Some(outcome);

@@ -33,6 +33,10 @@
 //! acceptance α) and [`CostModel::best_prefix`]. The [`Tuner`] (with
 //! [`Tuned`]) chooses the draft length of drafters that pay for every token
 //! they draft, exploring now and then where drafting has stopped paying.
+//! [`BestOf`] puts several drafters behind one: each step it asks the free
+//! ones (lookups in the text) for proposals and runs a costly one (a draft
+//! model) only when its forecast ([`Drafter::forecast`]) beats them, and the
+//! strategy `auto` is that choice under the same driver.
 //!
 //! Strategies are built from the one settings table ([`SettingKey`]) through
 //! [`StrategyPlugin`], which every plugin implements for its settings.
@@ -54,6 +58,7 @@
 //!   in-memory model with known probabilities, a scripted model, the
 //!   chi-square harness.
 
+pub mod best_of;
 #[cfg(any(test, feature = "testing"))]
 pub mod chisq;
 pub mod cost;
@@ -72,8 +77,11 @@ pub mod testing;
 pub mod tuner;
 pub mod verify;
 
+pub use best_of::BestOf;
 pub use cost::CostModel;
-pub use draft::{Branch, DraftRequest, Drafter, NoDrafter, Proposal, SideEntry, VerifyOutcome};
+pub use draft::{
+    Branch, DraftRequest, Drafter, Forecast, NoDrafter, Proposal, SideEntry, VerifyOutcome,
+};
 pub use draft_verify::{DraftSettings, DraftVerify};
 pub use error::{CoreError, ModelError};
 pub use generate::{generate, generate_reusing, GenerateParams, Generation, StopReason};
@@ -81,7 +89,7 @@ pub use model::{Batch, LogitRows, Model, SeqId, TokenId};
 pub use rng::Rng;
 pub use sampling::{SamplingParams, SparseDist};
 pub use settings::{BuildEnv, Built, SettingKey, StrategyPlugin};
-pub use stats::RunStats;
+pub use stats::{DrafterStats, RunStats};
 pub use strategy::{Exactness, StepContext, Strategy};
 pub use tuner::{DraftLength, Tuned, Tuner};
 pub use verify::Verdict;

@@ -169,8 +169,11 @@ pub trait StrategyPlugin: Clone + fmt::Debug + Default + PartialEq + Send + Sync
     const SUMMARY: &'static str;
     /// The settings it takes.
     const KEYS: &'static [SettingKey];
-    /// True if it drafts with a draft model (`-md`).
+    /// True if it drafts with a draft model (`-md`) and cannot run without.
     const NEEDS_DRAFT: bool = false;
+    /// True if it drafts with a draft model when one is given, and runs
+    /// without one otherwise.
+    const USES_DRAFT: bool = Self::NEEDS_DRAFT;
     /// True if it drafts at all (and so needs calibration and KV rollback).
     const DRAFTS: bool = true;
     /// True if it is exact only at temperature 0.

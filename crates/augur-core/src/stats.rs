@@ -51,6 +51,36 @@ pub struct RunStats {
     pub passes_by_size: Vec<u64>,
     /// `seconds_by_size[k - 1]`: the time those passes took, in all.
     pub seconds_by_size: Vec<f64>,
+    /// What each drafter contributed, in the order they were first used
+    /// (steps with no proposal count under [`DrafterStats::NONE`]).
+    pub drafters: Vec<DrafterStats>,
+}
+
+/// What one drafter contributed to a generation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DrafterStats {
+    /// The drafter's name ([`crate::Drafter::name`]).
+    pub name: String,
+    /// Steps whose verified proposal came from it.
+    pub steps: u64,
+    /// Its drafted tokens that were verified.
+    pub drafted: u64,
+    /// Of those, how many the target accepted.
+    pub accepted: u64,
+    /// Tokens emitted in its steps (accepted drafts and the token after them).
+    pub tokens: u64,
+    /// Seconds it spent drafting.
+    pub seconds: f64,
+}
+
+impl DrafterStats {
+    /// The name steps without a proposal are counted under.
+    pub const NONE: &'static str = "none";
+
+    /// Accepted / drafted (0 when nothing was drafted).
+    pub fn acceptance_rate(&self) -> f64 {
+        ratio(self.accepted as f64, self.drafted as f64)
+    }
 }
 
 impl RunStats {
@@ -82,6 +112,54 @@ impl RunStats {
         }
         self.passes_by_size[i] += 1;
         self.seconds_by_size[i] += seconds;
+    }
+
+    /// Records one step whose proposal came from drafter `name`: `drafted`
+    /// drafts verified, `accepted` of them accepted, `emitted` tokens out,
+    /// `seconds` spent drafting.
+    pub fn record_drafter(
+        &mut self,
+        name: &str,
+        drafted: usize,
+        accepted: usize,
+        emitted: usize,
+        seconds: f64,
+    ) {
+        let i = match self.drafters.iter().position(|d| d.name == name) {
+            Some(i) => i,
+            None => {
+                self.drafters.push(DrafterStats {
+                    name: name.to_string(),
+                    ..DrafterStats::default()
+                });
+                self.drafters.len() - 1
+            }
+        };
+        let d = &mut self.drafters[i];
+        d.steps += 1;
+        d.drafted += drafted as u64;
+        d.accepted += accepted as u64;
+        d.tokens += emitted as u64;
+        d.seconds += seconds;
+    }
+
+    /// One line per drafter's share, for stats lines: `name: steps, accepted/
+    /// drafted, tokens` joined by "; " (empty when no drafter was recorded).
+    pub fn drafter_summary(&self) -> String {
+        self.drafters
+            .iter()
+            .map(|d| {
+                if d.drafted > 0 {
+                    format!(
+                        "{} {} steps, {}/{} drafts accepted, {} tokens, {:.2} s",
+                        d.name, d.steps, d.accepted, d.drafted, d.tokens, d.seconds
+                    )
+                } else {
+                    format!("{} {} steps, {} tokens", d.name, d.steps, d.tokens)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// Mean seconds of a pass over `size` tokens in this run, if any was made.
@@ -160,6 +238,25 @@ mod tests {
         assert_eq!(s.accepted_by_position, vec![2, 1, 0]);
         assert_eq!(s.acceptance_by_position(), vec![1.0, 0.5, 0.0]);
         assert!((s.acceptance_rate() - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn drafters_are_counted_by_name_in_first_use_order() {
+        let mut s = RunStats::default();
+        s.record_drafter("prompt-lookup", 4, 3, 4, 0.0);
+        s.record_drafter(DrafterStats::NONE, 0, 0, 1, 0.0);
+        s.record_drafter("prompt-lookup", 2, 0, 1, 0.5);
+        let names: Vec<&str> = s.drafters.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["prompt-lookup", "none"]);
+        let d = &s.drafters[0];
+        assert_eq!((d.steps, d.drafted, d.accepted, d.tokens), (2, 6, 3, 5));
+        assert!((d.acceptance_rate() - 0.5).abs() < 1e-12 && d.seconds == 0.5);
+        let line = s.drafter_summary();
+        assert!(
+            line.contains("prompt-lookup 2 steps, 3/6 drafts accepted, 5 tokens"),
+            "{line}"
+        );
+        assert!(line.contains("none 1 steps, 1 tokens"), "{line}");
     }
 
     #[test]

@@ -152,13 +152,20 @@ impl Tuner {
     /// How many tokens to draft this step: 0 (plain decoding) or a length in
     /// `max(min, 1)..=cap`.
     pub fn plan(&mut self, min: usize, cap: usize, costs: &CostModel) -> usize {
+        self.plan_valued(min, cap, costs).0
+    }
+
+    /// [`Tuner::plan`], with the speedup over a plain step the current
+    /// estimates expect of that length (1 for plain decoding; below 1 for an
+    /// exploration that is not expected to pay).
+    pub fn plan_valued(&mut self, min: usize, cap: usize, costs: &CostModel) -> (usize, f64) {
         let min = min.max(1);
         if cap < min {
             // Too close to the end (or drafting disabled): not a choice, so it
             // does not count towards the backoff.
-            return 0;
+            return (0, 1.0);
         }
-        match self.mode {
+        let gamma = match self.mode {
             DraftLength::Fixed(g) => {
                 let g = g.min(cap);
                 if g >= min {
@@ -168,7 +175,12 @@ impl Tuner {
                 }
             }
             DraftLength::Adaptive => self.plan_adaptive(min, cap, costs),
-        }
+        };
+        let value = self
+            .model
+            .speedup(&self.alpha(gamma + 1), costs, gamma)
+            .unwrap_or(1.0);
+        (gamma, value)
     }
 
     fn plan_adaptive(&mut self, min: usize, cap: usize, costs: &CostModel) -> usize {
@@ -248,6 +260,8 @@ pub struct Tuned<D> {
     tuner: Tuner,
     draft_min: usize,
     drafted: bool,
+    /// The length [`Drafter::forecast`] planned for this step.
+    planned: Option<usize>,
 }
 
 impl<D: crate::Drafter> Tuned<D> {
@@ -259,6 +273,7 @@ impl<D: crate::Drafter> Tuned<D> {
             tuner: Tuner::new(mode),
             draft_min,
             drafted: false,
+            planned: None,
         }
     }
 
@@ -307,7 +322,21 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
     ) -> Result<(), crate::CoreError> {
         self.tuner.new_generation();
         self.drafted = false;
+        self.planned = None;
         self.inner.start(tokens, target_n_vocab, sampling)
+    }
+    fn forecast(&mut self, req: &crate::DraftRequest<'_>) -> crate::draft::Forecast {
+        let (gamma, speedup) = self.tuner.plan_valued(self.draft_min, req.max, req.costs);
+        self.planned = Some(gamma);
+        if gamma == 0 {
+            crate::draft::Forecast::Skip
+        } else {
+            crate::draft::Forecast::Draft {
+                tokens: gamma,
+                speedup,
+                exploring: self.tuner.exploring(),
+            }
+        }
     }
     fn propose(
         &mut self,
@@ -315,7 +344,10 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
         rng: &mut crate::Rng,
         out: &mut crate::Proposal,
     ) -> Result<(), crate::CoreError> {
-        let gamma = self.tuner.plan(self.draft_min, req.max, req.costs);
+        let gamma = match self.planned.take() {
+            Some(g) => g.min(req.max),
+            None => self.tuner.plan(self.draft_min, req.max, req.costs),
+        };
         self.drafted = gamma > 0;
         if gamma == 0 {
             return Ok(());
@@ -335,6 +367,7 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
         tokens: &[crate::TokenId],
         outcome: &crate::VerifyOutcome,
     ) -> Result<(), crate::CoreError> {
+        self.planned = None;
         if std::mem::take(&mut self.drafted) && outcome.verified > 0 {
             self.tuner
                 .record_verdict(outcome.verified, outcome.accepted);

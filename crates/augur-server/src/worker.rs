@@ -160,7 +160,7 @@ struct Pool {
 
 impl Pool {
     fn build(&self, strategy: &Choice) -> Result<Engine, AugurError> {
-        let draft = if strategy.config.kind().needs_draft() {
+        let draft = if strategy.config.kind().uses_draft() {
             self.config.draft.clone()
         } else {
             None

@@ -99,6 +99,17 @@ pub fn build(
     }
 }
 
+/// The sequential draft-model drafter of `config`: [`ModelDrafter`] with its
+/// draft length chosen by a [`Tuner`] (what [`Speculative`] drafts with, and
+/// what a choice among drafters, such as the strategy `auto`, adds).
+pub fn drafter<D: Model>(draft: D, config: &SpeculativeConfig) -> Tuned<ModelDrafter<D>> {
+    Tuned::new(
+        ModelDrafter::new(draft, config.draft_p_min),
+        config.mode,
+        config.draft_min,
+    )
+}
+
 /// Speculative decoding with a draft model `D` (a concrete model type, or
 /// `Box<dyn Model + Send>`), drafting on the caller's thread.
 ///
@@ -114,11 +125,7 @@ impl<D: Model> Speculative<D> {
     /// Speculative decoding drafting with `draft` (sequentially:
     /// `config.pipeline` is not consulted; see [`build`]).
     pub fn new(draft: D, config: SpeculativeConfig) -> Self {
-        let drafter = Tuned::new(
-            ModelDrafter::new(draft, config.draft_p_min),
-            config.mode,
-            config.draft_min,
-        );
+        let drafter = drafter(draft, &config);
         Self {
             inner: DraftVerify::new(NAME, drafter, config.draft_settings(), config.cost_model()),
             config,
