@@ -53,6 +53,12 @@
 #define AUGUR_EXACT_KERNEL 2
 
 /**
+ * The most drafters `augur_stats` reports: plain steps, prompt lookup, the
+ * draft model and an application drafter, the members of `auto`.
+ */
+#define AUGUR_MAX_DRAFTERS 4
+
+/**
  * The result of every fallible call. The numeric codes are stable: new codes
  * are only ever added at the end. `AUGUR_OK` is 0; everything else is an
  * error whose message `augur_last_error_message` returns.
@@ -213,13 +219,14 @@ typedef struct augur_model_params {
  */
 typedef struct augur_session_params {
   /**
-   * Strategy name, NUL-terminated UTF-8, case-insensitive: "baseline",
-   * "speculative" (needs a draft model), "lookahead", "prompt-lookup" or
-   * "repeat-last", optionally followed by settings of the one settings
-   * table, as `augur bench --strategies` takes them:
-   * "prompt-lookup:ngram-max=3:draft-max=6" (they win over the fields
-   * below). NULL means "baseline". Sessions made with an application
-   * drafter ignore it.
+   * Strategy name, NUL-terminated UTF-8, case-insensitive: "auto" (each
+   * step the drafter expected to pay best: prompt lookup, the session's
+   * draft model when one is passed, or none), "baseline", "speculative"
+   * (needs a draft model), "lookahead", "prompt-lookup" or "repeat-last",
+   * optionally followed by settings of the one settings table, as `augur
+   * bench --strategies` takes them: "prompt-lookup:ngram-max=3:draft-max=6"
+   * (they win over the fields below). NULL means "auto". Sessions made
+   * with an application drafter ignore it.
    */
   const char *strategy;
   /**
@@ -380,6 +387,39 @@ typedef struct augur_drafter {
 typedef bool (*augur_on_token)(void *user_data, const char *bytes, size_t len);
 
 /**
+ * What one drafter contributed to a generation (see `augur_stats.drafters`).
+ */
+typedef struct augur_drafter_stats {
+  /**
+   * Its name, a static NUL-terminated string never to be freed: "none"
+   * (steps without a proposal), "prompt-lookup", "draft-model",
+   * "c-drafter", "lookahead", "repeat-last", or "other". NULL in unused
+   * slots.
+   */
+  const char *name;
+  /**
+   * Steps whose verified proposal it made.
+   */
+  uint64_t steps;
+  /**
+   * Its drafted tokens that were verified.
+   */
+  uint64_t drafted;
+  /**
+   * Of those, how many the target accepted.
+   */
+  uint64_t accepted;
+  /**
+   * Tokens emitted in its steps.
+   */
+  uint64_t tokens;
+  /**
+   * Seconds it spent drafting.
+   */
+  double seconds;
+} augur_drafter_stats;
+
+/**
  * What one generation did. Filled by `augur_generate` when the caller
  * passes a non-NULL pointer; the caller owns the struct (stack or heap).
  */
@@ -432,6 +472,15 @@ typedef struct augur_stats {
    * Why it stopped.
    */
   enum augur_stop_reason stop_reason;
+  /**
+   * How many entries of `drafters` are filled.
+   */
+  uint64_t n_drafters;
+  /**
+   * What each drafter contributed, in the order they were first used
+   * (steps without a proposal count as "none").
+   */
+  struct augur_drafter_stats drafters[AUGUR_MAX_DRAFTERS];
 } augur_stats;
 
 #ifdef __cplusplus
@@ -668,8 +717,9 @@ enum augur_status augur_session_new_with_drafter(const struct augur_model *targe
 void augur_session_free(struct augur_session *session);
 
 /**
- * The session's strategy name ("baseline", "speculative", "lookahead",
- * "prompt-lookup", or "c-drafter" for application drafters): a static
+ * The session's strategy name ("auto", "baseline", "speculative",
+ * "lookahead", "prompt-lookup", "repeat-last", or "c-drafter" for
+ * application drafters): a static
  * string, never to be freed. NULL for a NULL session.
  *
  * # Safety

@@ -34,8 +34,8 @@ pub use session::{
     augur_session_params_default, augur_session_strategy,
 };
 pub use types::{
-    augur_exactness, augur_model_params, augur_session_params, augur_stats, augur_stop_reason,
-    AUGUR_EXACT_AUTO, AUGUR_EXACT_BIT, AUGUR_EXACT_KERNEL,
+    augur_drafter_stats, augur_exactness, augur_model_params, augur_session_params, augur_stats,
+    augur_stop_reason, AUGUR_EXACT_AUTO, AUGUR_EXACT_BIT, AUGUR_EXACT_KERNEL, AUGUR_MAX_DRAFTERS,
 };
 
 /// augur's version ("MAJOR.MINOR.PATCH"): a static NUL-terminated string,

@@ -169,6 +169,58 @@ impl From<Exactness> for augur_exactness {
     }
 }
 
+/// The most drafters `augur_stats` reports: plain steps, prompt lookup, the
+/// draft model and an application drafter, the members of `auto`.
+pub const AUGUR_MAX_DRAFTERS: usize = 4;
+
+/// What one drafter contributed to a generation (see `augur_stats.drafters`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct augur_drafter_stats {
+    /// Its name, a static NUL-terminated string never to be freed: "none"
+    /// (steps without a proposal), "prompt-lookup", "draft-model",
+    /// "c-drafter", "lookahead", "repeat-last", or "other". NULL in unused
+    /// slots.
+    pub name: *const c_char,
+    /// Steps whose verified proposal it made.
+    pub steps: u64,
+    /// Its drafted tokens that were verified.
+    pub drafted: u64,
+    /// Of those, how many the target accepted.
+    pub accepted: u64,
+    /// Tokens emitted in its steps.
+    pub tokens: u64,
+    /// Seconds it spent drafting.
+    pub seconds: f64,
+}
+
+impl Default for augur_drafter_stats {
+    fn default() -> Self {
+        Self {
+            name: std::ptr::null(),
+            steps: 0,
+            drafted: 0,
+            accepted: 0,
+            tokens: 0,
+            seconds: 0.0,
+        }
+    }
+}
+
+/// The static C string of a drafter's name.
+fn drafter_name(name: &str) -> *const c_char {
+    let c: &'static std::ffi::CStr = match name {
+        "none" => c"none",
+        "prompt-lookup" => c"prompt-lookup",
+        "draft-model" => c"draft-model",
+        crate::drafter::C_DRAFTER_NAME => c"c-drafter",
+        "lookahead" => c"lookahead",
+        "repeat-last" => c"repeat-last",
+        _ => c"other",
+    };
+    c.as_ptr()
+}
+
 /// What one generation did. Filled by `augur_generate` when the caller
 /// passes a non-NULL pointer; the caller owns the struct (stack or heap).
 #[repr(C)]
@@ -198,6 +250,11 @@ pub struct augur_stats {
     pub exactness: augur_exactness,
     /// Why it stopped.
     pub stop_reason: augur_stop_reason,
+    /// How many entries of `drafters` are filled.
+    pub n_drafters: u64,
+    /// What each drafter contributed, in the order they were first used
+    /// (steps without a proposal count as "none").
+    pub drafters: [augur_drafter_stats; AUGUR_MAX_DRAFTERS],
 }
 
 /// All zeros: what a failed generation leaves in the caller's struct.
@@ -216,6 +273,8 @@ impl Default for augur_stats {
             acceptance_rate: 0.0,
             exactness: augur_exactness::AUGUR_EXACTNESS_BIT_IDENTICAL,
             stop_reason: augur_stop_reason::AUGUR_STOP_END_OF_GENERATION,
+            n_drafters: 0,
+            drafters: [augur_drafter_stats::default(); AUGUR_MAX_DRAFTERS],
         }
     }
 }
@@ -236,6 +295,19 @@ impl From<&Generation> for augur_stats {
             acceptance_rate: s.acceptance_rate(),
             exactness: g.exactness.into(),
             stop_reason: g.stop.into(),
+            n_drafters: s.drafters.len().min(AUGUR_MAX_DRAFTERS) as u64,
+            drafters: std::array::from_fn(|i| {
+                s.drafters
+                    .get(i)
+                    .map_or_else(augur_drafter_stats::default, |d| augur_drafter_stats {
+                        name: drafter_name(&d.name),
+                        steps: d.steps,
+                        drafted: d.drafted,
+                        accepted: d.accepted,
+                        tokens: d.tokens,
+                        seconds: d.seconds,
+                    })
+            }),
         }
     }
 }

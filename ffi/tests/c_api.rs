@@ -279,6 +279,8 @@ struct CRun {
     fields: HashMap<String, u64>,
     tokens: Vec<TokenId>,
     text: String,
+    /// Per drafter: its name and its counters.
+    drafters: Vec<(String, HashMap<String, u64>)>,
 }
 
 impl CRun {
@@ -306,6 +308,16 @@ fn parse_runs(stdout: &str) -> HashMap<String, CRun> {
                 }
             }
             "TOKENS" => run.tokens = words.map(|w| w.parse().unwrap()).collect(),
+            "DRAFTER" => {
+                let name = words.next().unwrap_or("").to_string();
+                let fields = words
+                    .map(|w| {
+                        let (k, v) = w.split_once('=').unwrap();
+                        (k.to_string(), v.parse().unwrap())
+                    })
+                    .collect();
+                run.drafters.push((name, fields));
+            }
             "TEXT" => {
                 let hex = words.next().unwrap_or("");
                 let bytes: Vec<u8> = (0..hex.len())
@@ -381,6 +393,22 @@ fn generation_from_c_matches_the_rust_api() {
     assert_eq!(base.get("stop"), stop_code(stop));
     assert_eq!(base.get("n_generated"), tokens.len() as u64);
     assert_eq!(model().detokenize(&base.tokens), text);
+
+    // The default strategy, auto, with the model as its own draft: the
+    // baseline's output, and per-drafter statistics that add up.
+    let auto = &runs["auto"];
+    assert_eq!(auto.tokens, tokens, "auto departs from the baseline");
+    assert!(!auto.drafters.is_empty(), "{auto:?}");
+    let emitted: u64 = auto.drafters.iter().map(|(_, f)| f["tokens"]).sum();
+    let drafted: u64 = auto.drafters.iter().map(|(_, f)| f["drafted"]).sum();
+    assert_eq!(drafted, auto.get("drafted"), "{auto:?}");
+    assert!(emitted >= auto.get("n_generated"), "{auto:?}");
+    assert!(
+        auto.drafters
+            .iter()
+            .all(|(n, _)| ["none", "prompt-lookup", "draft-model"].contains(&n.as_str())),
+        "{auto:?}"
+    );
 
     // Every strategy, and the C drafter, gives exactly the baseline's output.
     for label in [

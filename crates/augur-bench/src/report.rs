@@ -124,6 +124,8 @@ pub struct Summary {
     pub compared: Option<usize>,
     /// Greedy only: of those, runs whose tokens differ from the baseline's.
     pub mismatches: Option<usize>,
+    /// What each drafter contributed over these runs, summed.
+    pub drafters: Vec<augur::core::DrafterStats>,
 }
 
 /// Everything a bench run measured. Serialized as `--json` (see the crate
@@ -275,6 +277,19 @@ fn pooled(records: &[&RunRecord], info: &ContenderInfo, greedy: bool, workload: 
             .filter(|r| r.matches_baseline == Some(false))
             .count()
     });
+    let mut drafters: Vec<augur::core::DrafterStats> = Vec::new();
+    for d in records.iter().flat_map(|r| &r.drafters) {
+        match drafters.iter_mut().find(|x| x.name == d.name) {
+            Some(x) => {
+                x.steps += d.steps;
+                x.drafted += d.drafted;
+                x.accepted += d.accepted;
+                x.tokens += d.tokens;
+                x.seconds += d.seconds;
+            }
+            None => drafters.push(d.clone()),
+        }
+    }
     Summary {
         strategy: info.label.clone(),
         group: info.group.clone(),
@@ -303,6 +318,7 @@ fn pooled(records: &[&RunRecord], info: &ContenderInfo, greedy: bool, workload: 
         exactness,
         compared,
         mismatches,
+        drafters,
     }
 }
 
@@ -437,6 +453,40 @@ impl Report {
                 r.exactness,
                 same,
             );
+        }
+        let shared: Vec<&Summary> = self
+            .summaries
+            .iter()
+            .filter(|r| r.drafters.len() > 1)
+            .collect();
+        if !shared.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nBy drafter (steps whose proposal each made; `none`: plain steps):\n"
+            );
+            let _ = writeln!(
+                out,
+                "| strategy | workload | drafter | steps | drafted | accepted | tokens | share of tokens | draft s |"
+            );
+            let _ = writeln!(out, "|---|---|---|--:|--:|--:|--:|--:|--:|");
+            for r in shared {
+                let total: u64 = r.drafters.iter().map(|d| d.tokens).sum();
+                for d in &r.drafters {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} | {} | {} | {:.0} % | {:.2} |",
+                        r.strategy,
+                        r.workload,
+                        d.name,
+                        d.steps,
+                        d.drafted,
+                        d.accepted,
+                        d.tokens,
+                        100.0 * ratio(d.tokens as f64, total as f64),
+                        d.seconds,
+                    );
+                }
+            }
         }
         if self.mismatches.is_empty() {
             if s.greedy {

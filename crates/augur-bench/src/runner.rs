@@ -194,6 +194,9 @@ pub struct RunRecord {
     pub passes_by_size: Vec<u64>,
     /// `seconds_by_size[k - 1]`: the time those passes took, in all.
     pub seconds_by_size: Vec<f64>,
+    /// What each drafter contributed (steps chosen, drafted, accepted,
+    /// tokens, time).
+    pub drafters: Vec<augur::core::DrafterStats>,
 }
 
 impl RunRecord {
@@ -237,6 +240,7 @@ impl RunRecord {
             draft_wait_seconds: s.draft_wait_seconds,
             passes_by_size: s.passes_by_size.clone(),
             seconds_by_size: s.seconds_by_size.clone(),
+            drafters: s.drafters.clone(),
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Workloads: named sets of prompts.
 //!
-//! Four built-in sets were written for augur, each at least eight realistic
+//! Five built-in sets were written for augur, each at least eight realistic
 //! prompts long, because the strategies' speedups depend on the kind of text
 //! far more than on anything else:
 //! - `code`: write new code (the default target is a coding model);
 //! - `chat`: answer everyday questions (little to copy from the prompt);
 //! - `edit`: return given code with a small change (copy-heavy: prompt lookup
 //!   and lookahead shine here);
-//! - `summarize`: summarize or extract from a given text (some copying).
+//! - `summarize`: summarize or extract from a given text (some copying);
+//! - `mixed`: copy given text and write new text around it (extend a
+//!   function, fix and explain, answer then quote, translate and comment).
 //!
 //! `humaneval` uses the 164 HumanEval problems as plain code-completion
 //! prompts (no chat template), and `--prompts FILE.jsonl` reads one JSON object
@@ -26,6 +28,7 @@ const CODE: &str = include_str!("../data/code.txt");
 const CHAT: &str = include_str!("../data/chat.txt");
 const EDIT: &str = include_str!("../data/edit.txt");
 const SUMMARIZE: &str = include_str!("../data/summarize.txt");
+const MIXED: &str = include_str!("../data/mixed.txt");
 
 /// One prompt of a workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,6 +62,8 @@ pub enum WorkloadKind {
     Edit,
     /// Summarizing or extracting from a given text.
     Summarize,
+    /// Requests that copy given text and write new text around it.
+    Mixed,
     /// HumanEval's 164 code-completion prompts (fetched once and cached).
     HumanEval,
 }
@@ -70,6 +75,7 @@ impl WorkloadKind {
         WorkloadKind::Chat,
         WorkloadKind::Edit,
         WorkloadKind::Summarize,
+        WorkloadKind::Mixed,
     ];
 
     /// Every workload, `all` expanded.
@@ -78,6 +84,7 @@ impl WorkloadKind {
         WorkloadKind::Chat,
         WorkloadKind::Edit,
         WorkloadKind::Summarize,
+        WorkloadKind::Mixed,
         WorkloadKind::HumanEval,
     ];
 
@@ -88,6 +95,7 @@ impl WorkloadKind {
             WorkloadKind::Chat => "chat",
             WorkloadKind::Edit => "edit",
             WorkloadKind::Summarize => "summarize",
+            WorkloadKind::Mixed => "mixed",
             WorkloadKind::HumanEval => "humaneval",
         }
     }
@@ -121,6 +129,7 @@ impl WorkloadKind {
             WorkloadKind::Chat => CHAT,
             WorkloadKind::Edit => EDIT,
             WorkloadKind::Summarize => SUMMARIZE,
+            WorkloadKind::Mixed => MIXED,
             WorkloadKind::HumanEval => {
                 let path = augur::models::dataset_human_eval().map_err(augur::AugurError::from)?;
                 return human_eval_file(&path);
@@ -149,7 +158,7 @@ impl FromStr for WorkloadKind {
             .find(|k| k.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 BenchError::Spec(format!(
-                    "unknown workload '{s}'; choose from: code, chat, edit, summarize, humaneval, all"
+                    "unknown workload '{s}'; choose from: code, chat, edit, summarize, mixed, humaneval, all"
                 ))
             })
     }
@@ -298,6 +307,15 @@ mod tests {
         // Copy-heavy prompts carry the code to copy.
         let edit = WorkloadKind::Edit.load().unwrap();
         assert!(edit.prompts.iter().all(|p| p.text.contains("```")));
+        // Mixed prompts carry a fenced given text to copy, at least 15 lines.
+        let mixed = WorkloadKind::Mixed.load().unwrap();
+        for p in &mixed.prompts {
+            assert!(p.id.starts_with("mixed-"), "mixed/{}: id prefix", p.id);
+            let blocks: Vec<&str> = p.text.split("```").collect();
+            assert!(blocks.len() >= 3, "mixed/{}: no fenced block", p.id);
+            let given = blocks[1].lines().count();
+            assert!(given >= 15, "mixed/{}: given text {given} lines", p.id);
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::run_cmd::{DraftArgs, LookupArgs, ModelArgs, SamplingArgs};
 
-const DEFAULT_STRATEGIES: &str = "baseline,speculative,prompt-lookup,lookahead";
+const DEFAULT_STRATEGIES: &str = "baseline,auto,speculative,prompt-lookup,lookahead";
 
 /// Arguments of `augur bench`.
 #[derive(Debug, clap::Args)]
@@ -29,7 +29,7 @@ pub struct BenchArgs {
     /// settings after colons, e.g. `baseline,speculative:draft-max=4,prompt-lookup:ngram-max=3`
     /// (settings: draft-max, draft-min, draft-p-min, exact=bit|kernel|auto,
     /// la-window, la-ngram, la-guess, ngram-min, ngram-max). The baseline is
-    /// always run. [default: baseline,speculative,prompt-lookup,lookahead,
+    /// always run. [default: baseline,auto,speculative,prompt-lookup,lookahead,
     /// leaving out speculative without a draft model and lookahead when sampling]
     #[arg(long, value_name = "LIST")]
     pub strategies: Option<String>,
@@ -42,8 +42,9 @@ pub struct BenchArgs {
     /// Untimed runs per strategy before timing.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// Workloads: code, chat, edit, summarize, humaneval, all (repeatable or
-    /// comma-separated) [default: code,chat,edit,summarize, or none with --prompts].
+    /// Workloads: code, chat, edit, summarize, mixed, humaneval, all (repeatable
+    /// or comma-separated) [default: code,chat,edit,summarize,mixed, or none with
+    /// --prompts].
     #[arg(long = "workload", value_name = "NAME")]
     pub workloads: Vec<String>,
     /// A JSONL file of prompts (one object per line with "id" and "prompt"),
@@ -183,12 +184,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let work = workloads(args)?;
 
     let draft_path = if specs.iter().any(|s| s.kind.needs_draft()) {
-        let path = args.draft.draft_path(&target_path)?;
-        augur::gguf::check_draft_compatible(&target_path, &path)?;
-        Some(path)
+        Some(args.draft.draft_path(&target_path)?)
+    } else if specs.iter().any(|s| s.kind.uses_draft()) {
+        // auto uses the draft model when there is one.
+        args.draft
+            .draft_for(StrategyKind::Auto, &target_path, false)?
     } else {
         None
     };
+    if let Some(path) = &draft_path {
+        augur::gguf::check_draft_compatible(&target_path, path)?;
+    }
     let target = augur::load_model(&target_path, args.model.n_gpu_layers)?;
     let draft = match &draft_path {
         Some(p) => Some(augur::load_model(p, args.draft.n_gpu_layers_draft)?),
@@ -216,12 +222,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             n_gpu_layers_draft: args.draft.n_gpu_layers_draft,
             strategy: config,
             exact: spec.exact.unwrap_or(args.draft.exact_mode()),
-            draft: draft_path.clone().filter(|_| spec.kind.needs_draft()),
+            draft: draft_path.clone().filter(|_| spec.kind.uses_draft()),
             ..EngineOptions::new(target_path.clone())
         };
         let d = draft
             .as_ref()
-            .filter(|_| spec.kind.needs_draft())
+            .filter(|_| spec.kind.uses_draft())
             .map(Arc::clone);
         let engine = Engine::with_models(Arc::clone(&target), d, options)
             .with_context(|| format!("preparing {}", spec.label))?;

@@ -328,6 +328,8 @@ struct JsonOutput<'a> {
     text: &'a str,
     tokens: &'a [u32],
     strategy: &'a str,
+    /// The draft model the strategy drafts with, if it loaded one.
+    draft: Option<String>,
     stop: augur::StopReason,
     exactness: &'a str,
     max_exact_pass: Option<usize>,
@@ -397,6 +399,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             text: &text,
             tokens: &generation.tokens,
             strategy: engine.strategy_name(),
+            draft: engine.draft_model().map(|d| d.path().display().to_string()),
             stop: generation.stop,
             exactness: generation.exactness.label(),
             max_exact_pass: engine.calibration().map(|c| c.max_exact_pass),

@@ -47,6 +47,81 @@ fn run_streams_text_and_reports_stats() {
     );
 }
 
+/// Without `--strategy`, `augur run` uses auto. With no draft model on disk
+/// (an empty models directory, the target given by path) it still runs,
+/// model-free, and says so; its statistics count every step by drafter.
+#[test]
+fn run_defaults_to_auto_and_runs_model_free_without_a_draft() {
+    let empty = std::env::temp_dir().join(format!("augur-no-models-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args([
+            "run",
+            "-m",
+            &smol(),
+            "-p",
+            "one two three one two three one two",
+            "-n",
+            "16",
+        ])
+        .args(["--json"])
+        .env("AUGUR_MODELS_DIR", &empty)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("auto: no draft model"), "{err}");
+    assert_eq!(err.matches("no draft model").count(), 1, "said once: {err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["strategy"], "auto");
+    assert!(v["draft"].is_null(), "{v}");
+    let drafters = v["stats"]["drafters"].as_array().unwrap();
+    let names: Vec<&str> = drafters
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().all(|n| ["none", "prompt-lookup"].contains(n)),
+        "{names:?}"
+    );
+    let tokens: u64 = drafters.iter().map(|d| d["tokens"].as_u64().unwrap()).sum();
+    assert!(tokens >= v["stats"]["n_generated"].as_u64().unwrap(), "{v}");
+    std::fs::remove_dir_all(&empty).unwrap();
+
+    // The stats line names the strategy and the drafters' shares.
+    let o = augur(&["run", "-m", &smol(), "-p", "a b a b a b a b", "-n", "12"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("strategy auto") && err.contains("by drafter: "),
+        "{err}"
+    );
+}
+
+/// On the default target, auto finds the default draft model on disk and
+/// uses it (no model-free note).
+#[test]
+fn auto_uses_the_default_draft_when_it_is_on_disk() {
+    let target = augur::models::path_of("qwen2.5-coder-1.5b").unwrap();
+    let o = augur(&[
+        "run",
+        "-m",
+        target.to_str().unwrap(),
+        "-p",
+        "def add(a, b):",
+        "-n",
+        "8",
+        "--json",
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("no draft model"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["strategy"], "auto");
+    let draft = augur::models::path_of("qwen2.5-coder-0.5b").unwrap();
+    assert_eq!(v["draft"].as_str(), draft.to_str(), "{v}");
+}
+
 #[test]
 fn json_output_parses_and_counts_match() {
     let o = augur(&[
@@ -58,6 +133,8 @@ fn json_output_parses_and_counts_match() {
         "-n",
         "10",
         "--json",
+        "--strategy",
+        "baseline",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

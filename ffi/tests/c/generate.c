@@ -87,6 +87,15 @@ static void report(const char *label, augur_status status, const augur_stats *st
     printf("\nTEXT %s ", label);
     hex(out->text, out->len);
     printf("\n");
+    CHECK(st->n_drafters <= AUGUR_MAX_DRAFTERS);
+    for (uint64_t i = 0; i < st->n_drafters; i++) {
+        const augur_drafter_stats *d = &st->drafters[i];
+        CHECK(d->name != NULL);
+        printf("DRAFTER %s %s steps=%llu drafted=%llu accepted=%llu tokens=%llu\n", label,
+               d->name != NULL ? d->name : "?", (unsigned long long)d->steps,
+               (unsigned long long)d->drafted, (unsigned long long)d->accepted,
+               (unsigned long long)d->tokens);
+    }
     fflush(stdout);
 }
 
@@ -121,6 +130,9 @@ int main(int argc, char **argv) {
     if (m == NULL) return finish("generate");
 
     augur_session_params p = augur_session_params_default();
+    /* The default strategy: auto, here with the model as its own draft. */
+    run_text("auto", m, m, &p, prompt, max_tokens, 0);
+    p.strategy = "baseline";
     run_text("baseline", m, NULL, &p, prompt, max_tokens, 0);
 
     /* Stop from the callback after three pieces. */
