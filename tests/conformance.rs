@@ -230,3 +230,22 @@ fn repeat_last_matches_baseline() {
     let config = StrategyConfig::parse("repeat-last:draft-max=3", &[]).unwrap();
     check_corpus("repeat-last n=3", &config, &options, None);
 }
+
+#[test]
+fn auto_matches_baseline() {
+    // auto choosing each step among prompt lookup, the draft model and
+    // plain decoding (the draft costs nothing in these options, so the draft
+    // model is tried wherever its acceptance makes it pay).
+    let options = calibrated(&model(TARGET), ExactMode::Kernel);
+    let config = StrategyConfig::parse("auto", &[]).unwrap();
+    check_corpus("auto", &config, &options, Some(DRAFT));
+}
+
+#[test]
+fn auto_bit_exact_mode_is_identical() {
+    let options = calibrated(&model(TARGET), ExactMode::Bit);
+    assert!(bit_exact(&options));
+    let config = StrategyConfig::parse("auto", &[]).unwrap();
+    let flips = check_corpus("auto bit-exact", &config, &options, Some(DRAFT));
+    assert_eq!(flips, 0);
+}
