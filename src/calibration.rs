@@ -36,10 +36,6 @@ pub const EXACTNESS_CONTEXTS: [usize; 3] = [16, 300, 600];
 /// after 300 tokens than after 16 on a Q4_K_M target on 2 cores).
 const TIMING_CONTEXT: usize = 1;
 
-/// Timed passes per pass size at least: sizes that divide the compared
-/// positions fewer times are run again.
-const MIN_TIMED_PASSES: usize = 3;
-
 /// Positions compared per context length and pass size by default.
 pub const DEFAULT_POSITIONS: usize = 16;
 
@@ -133,7 +129,7 @@ fn fnv1a(s: &str) -> u64 {
 pub fn cache_path(model: &GgufModel, threads: usize) -> PathBuf {
     let threads = resolve_threads(threads);
     let key = format!(
-        "{}|{}|{threads}|{}|{:?}|timed after {}",
+        "{}|{}|{threads}|{}|{:?}|timed after {}, interleaved",
         model.identity(),
         machine_id(),
         build_id(),
@@ -209,10 +205,8 @@ pub fn cached_or_measure(
 
 /// Measures pass costs for sizes 1..=max_pass and the bit-exact pass size,
 /// comparing `positions` positions per pass size after each context length of
-/// [`EXACTNESS_CONTEXTS`]. Costs are timed after the typical-prompt context
-/// (at least three passes of each size). If the one-token timing drifts by
-/// more than a quarter between the start and the end (other work on the
-/// machine), the costs are measured once more.
+/// [`EXACTNESS_CONTEXTS`]. Costs are timed after the typical-prompt context,
+/// every size in each of several rounds (see `time_passes`).
 pub fn measure(
     model: &std::sync::Arc<GgufModel>,
     threads: usize,
@@ -281,17 +275,13 @@ pub fn measure(
         session
             .eval(&prefill_batch, &mut prefill_out)
             .map_err(core)?;
-        let timing = c == TIMING_CONTEXT;
         if c == 0 {
             // Warm caches and thread pools before timing anything.
             run(&mut session, prefix, 1)?;
         }
-        let (reference, t1) = run(&mut session, prefix, 1)?;
-        if timing {
-            pass_seconds[0] = median(&t1);
-        }
+        let (reference, _) = run(&mut session, prefix, 1)?;
         for k in 2..=max_pass {
-            let (rows, mut times) = run(&mut session, prefix, k)?;
+            let (rows, _) = run(&mut session, prefix, k)?;
             for (a, b) in reference.iter().zip(&rows) {
                 for (x, y) in a.iter().zip(b) {
                     if x.to_bits() != y.to_bits() {
@@ -300,29 +290,9 @@ pub fn measure(
                     }
                 }
             }
-            if timing {
-                top_up(&mut times, || Ok(run(&mut session, prefix, k)?.1))?;
-                // Sizes with no full pass fall back to a linear guess.
-                pass_seconds[k - 1] = if times.is_empty() {
-                    pass_seconds[0] * k as f64
-                } else {
-                    median(&times)
-                };
-            }
         }
-        if timing {
-            // A busy machine skews every timing: check the one-token cost again.
-            let (_, again) = run(&mut session, prefix, 1)?;
-            let drift = (median(&again) / pass_seconds[0] - 1.0).abs();
-            if drift > 0.25 {
-                for k in 1..=max_pass {
-                    let mut times = Vec::new();
-                    top_up(&mut times, || Ok(run(&mut session, prefix, k)?.1))?;
-                    if !times.is_empty() {
-                        pass_seconds[k - 1] = median(&times);
-                    }
-                }
-            }
+        if c == TIMING_CONTEXT {
+            pass_seconds = time_passes(&mut session, &tokens, prefix, max_pass)?;
         }
     }
     let max_exact_pass = exact.iter().take_while(|&&e| e).count().max(1);
@@ -340,21 +310,54 @@ pub fn measure(
     })
 }
 
-/// Adds timings from `more` (one run over the compared positions) until
-/// there are [`MIN_TIMED_PASSES`]; a run that times nothing (the size has no
-/// full pass) stops it.
-fn top_up(
-    times: &mut Vec<f64>,
-    mut more: impl FnMut() -> Result<Vec<f64>, AugurError>,
-) -> Result<(), AugurError> {
-    while times.len() < MIN_TIMED_PASSES {
-        let extra = more()?;
-        if extra.is_empty() {
-            break;
+/// Rounds of timing: every pass size once per round, so that the machine's
+/// slow and fast phases weigh on every size alike.
+const TIMING_ROUNDS: usize = 6;
+
+/// Tokens each pass size covers per round (sizes above it run one pass).
+const TIMED_TOKENS_PER_ROUND: usize = 8;
+
+/// Median seconds of a pass over k tokens, k = 1..=max_pass, after the first
+/// `prefix` tokens of `tokens` (already in the cache).
+///
+/// The sizes are interleaved: each of [`TIMING_ROUNDS`] rounds times every
+/// size, and each size's figure is the median over all rounds. On a shared
+/// machine the one-token pass of a memory-bound target (an F16 model on a
+/// CPU) is the most sensitive to other work's memory traffic: timed in one
+/// burst it came out 60 ms in a fast phase while decoding averaged 77 ms, and
+/// the cost of a 2-token pass relative to it 1.53x instead of the 1.29x the
+/// runs saw. Interleaving measures every size across the same phases. The
+/// table is made non-decreasing in k (a larger pass never costs less; a
+/// smaller figure is noise).
+fn time_passes(
+    session: &mut augur_llama::LlamaSession,
+    tokens: &[TokenId],
+    prefix: usize,
+    max_pass: usize,
+) -> Result<Vec<f64>, AugurError> {
+    let core = |e: augur_core::ModelError| AugurError::Core(e.into());
+    let mut batch = Batch::new();
+    let mut out = LogitRows::new(session.n_vocab());
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); max_pass];
+    for _ in 0..TIMING_ROUNDS {
+        for k in 1..=max_pass {
+            let passes = (TIMED_TOKENS_PER_ROUND / k).max(1);
+            for i in 0..passes {
+                let pos = prefix + i * k;
+                batch.clear();
+                batch.add_run(&tokens[pos..pos + k], pos, RunLogits::All);
+                let t = Instant::now();
+                session.eval(&batch, &mut out).map_err(core)?;
+                times[k - 1].push(t.elapsed().as_secs_f64());
+            }
+            session.remove_from(0, prefix).map_err(core)?;
         }
-        times.extend(extra);
     }
-    Ok(())
+    let mut pass_seconds: Vec<f64> = times.iter().map(|t| median(t)).collect();
+    for k in 1..pass_seconds.len() {
+        pass_seconds[k] = pass_seconds[k].max(pass_seconds[k - 1]);
+    }
+    Ok(pass_seconds)
 }
 
 fn median(xs: &[f64]) -> f64 {

@@ -607,6 +607,7 @@ mod tests {
             // Ten passes of 3 tokens, taking half the decoding time.
             passes_by_size: vec![0, 0, 10],
             seconds_by_size: vec![0.0, 0.0, 0.5 * 20.0 / tps],
+            drafters: Vec::new(),
         }
     }
 

@@ -29,12 +29,60 @@ use crate::rng::Rng;
 use crate::sampling::SamplingParams;
 use crate::stats::RunStats;
 
+/// Upper bounds of the confidence classes a free drafter's claims are
+/// checked in.
+const CLAIM_CLASSES: [f64; 5] = [0.5, 0.7, 0.85, 0.95, f64::INFINITY];
+/// How many verdicts a claim counts for before any verdict of its class.
+const CLAIM_PRIOR_WEIGHT: f64 = 3.0;
+/// Per-verdict decay of a class's counts (about the last 20 count).
+const CLAIM_DECAY: f64 = 0.95;
+
+/// How often a free drafter's tokens were accepted, by the confidence it
+/// claimed for them: its claims are replaced by what verification showed
+/// for claims like them. A lookup's confidence is learned from how copies
+/// continue in the text; where its matches are chance matches (answers
+/// that copy little), the same claim is right far less often, and this
+/// is what the choice between drafters must know.
+#[derive(Debug, Clone, Copy, Default)]
+struct Claims {
+    hits: [f64; CLAIM_CLASSES.len()],
+    seen: [f64; CLAIM_CLASSES.len()],
+}
+
+impl Claims {
+    fn class(claim: f64) -> usize {
+        CLAIM_CLASSES
+            .iter()
+            .position(|&hi| claim < hi)
+            .unwrap_or(CLAIM_CLASSES.len() - 1)
+    }
+
+    /// The acceptance verdicts showed for claims like `claim`.
+    fn checked(&self, claim: f64) -> f64 {
+        let c = Self::class(claim);
+        let claim = claim.clamp(0.0, 1.0);
+        (self.hits[c] + CLAIM_PRIOR_WEIGHT * claim) / (self.seen[c] + CLAIM_PRIOR_WEIGHT)
+    }
+
+    fn observe(&mut self, claim: f64, accepted: bool) {
+        let c = Self::class(claim);
+        self.hits[c] = self.hits[c] * CLAIM_DECAY + f64::from(u8::from(accepted));
+        self.seen[c] = self.seen[c] * CLAIM_DECAY + 1.0;
+    }
+}
+
+/// A costly drafter's exploration runs unless the best free proposal is
+/// expected to speed the step up by at least this much.
+const EXPLORE_UNLESS_FREE_PAYS: f64 = 1.2;
+
 /// One drafter of a [`BestOf`], with the most tokens it may draft per step.
 struct Member {
     drafter: Box<dyn Drafter + Send>,
     cap: usize,
     /// Usable in this generation (a greedy-only drafter is not under sampling).
     active: bool,
+    /// A free drafter's claims, checked against verdicts.
+    claims: Claims,
 }
 
 /// Chooses among several drafters every step (see the module documentation).
@@ -48,6 +96,10 @@ pub struct BestOf {
     scratch: Proposal,
     /// The member whose proposal this step verifies.
     chosen: Option<usize>,
+    /// The confidences the free member whose proposal is best so far (and
+    /// then the chosen one) claimed, and a scratch copy.
+    claimed: Vec<f64>,
+    scratch_claims: Vec<f64>,
 }
 
 impl std::fmt::Debug for BestOf {
@@ -68,6 +120,8 @@ impl BestOf {
             best: Proposal::new(),
             scratch: Proposal::new(),
             chosen: None,
+            claimed: Vec::new(),
+            scratch_claims: Vec::new(),
         }
     }
 
@@ -86,6 +140,7 @@ impl BestOf {
             drafter,
             cap,
             active: true,
+            claims: Claims::default(),
         });
         Ok(self)
     }
@@ -123,6 +178,7 @@ impl Drafter for BestOf {
     ) -> Result<(), CoreError> {
         self.chosen = None;
         for m in &mut self.members {
+            m.claims = Claims::default();
             m.active = sampling.is_greedy() || !m.drafter.greedy_only();
             if m.active {
                 m.drafter.start(tokens, target_n_vocab, sampling)?;
@@ -139,6 +195,7 @@ impl Drafter for BestOf {
     ) -> Result<(), CoreError> {
         self.chosen = None;
         self.best.clear();
+        self.claimed.clear();
         let mut best_free: Option<(usize, f64)> = None;
         // The costly member with the best forecast: (index, speedup, exploring).
         let mut costly: Option<(usize, f64, bool)> = None;
@@ -155,10 +212,18 @@ impl Drafter for BestOf {
                     self.scratch.clear();
                     m.drafter.propose(&member_req, rng, &mut self.scratch)?;
                     self.scratch.truncate(member_req.max);
+                    // Judged by what its claims have been worth.
+                    self.scratch_claims.clear();
+                    self.scratch_claims
+                        .extend_from_slice(&self.scratch.confidence);
+                    for c in &mut self.scratch.confidence {
+                        *c = m.claims.checked(*c);
+                    }
                     let value = free_value(&self.scratch, req);
                     if value > best_free.map_or(1.0, |(_, v)| v) {
                         best_free = Some((i, value));
                         std::mem::swap(&mut self.best, &mut self.scratch);
+                        std::mem::swap(&mut self.claimed, &mut self.scratch_claims);
                     }
                 }
                 Forecast::Skip => {}
@@ -173,10 +238,11 @@ impl Drafter for BestOf {
         }
         let free = best_free.map_or(1.0, |(_, v)| v);
         // A costly drafter runs when it is expected to beat what is free, or
-        // to explore when nothing free is on offer.
+        // to explore unless a free proposal is expected to pay well (a sure
+        // copy in progress): its explorations are how it learns that it pays.
         let run_costly = costly.filter(|&(_, speedup, exploring)| {
             if exploring {
-                best_free.is_none()
+                free < EXPLORE_UNLESS_FREE_PAYS
             } else {
                 speedup > free
             }
@@ -190,7 +256,10 @@ impl Drafter for BestOf {
             m.drafter.propose(&member_req, rng, out)?;
             out.source = Some(m.drafter.name());
             self.chosen = Some(i);
+            self.claimed.clear();
         } else if let Some((i, _)) = best_free {
+            // It carries the checked confidences; `claimed` keeps the claims
+            // as made, to be checked against the verdict.
             std::mem::swap(out, &mut self.best);
             out.source = Some(self.members[i].drafter.name());
             self.chosen = Some(i);
@@ -208,6 +277,14 @@ impl Drafter for BestOf {
             ..outcome.clone()
         };
         let chosen = self.chosen.take();
+        if let Some(m) = chosen.and_then(|i| self.members.get_mut(i)) {
+            // A free member's claims meet their verdict: positions up to the
+            // first rejection were tried.
+            let tried = outcome.verified.min(outcome.accepted + 1);
+            for (j, &claim) in self.claimed.iter().enumerate().take(tried) {
+                m.claims.observe(claim, j < outcome.accepted);
+            }
+        }
         for (i, m) in self.members.iter_mut().enumerate() {
             if m.active {
                 let seen = if chosen == Some(i) { outcome } else { &idle };
@@ -223,5 +300,110 @@ impl Drafter for BestOf {
                 m.drafter.finish(stats);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::testing::{generate_greedy, ScriptedModel};
+    use crate::{CostModel, DraftLength, DraftSettings, DraftVerify, Tuned};
+
+    #[test]
+    fn claims_are_replaced_by_what_verdicts_showed() {
+        let mut c = Claims::default();
+        assert!(
+            (c.checked(0.9) - 0.9).abs() < 1e-12,
+            "the claim until checked"
+        );
+        for _ in 0..30 {
+            c.observe(0.9, false);
+        }
+        assert!(c.checked(0.9) < 0.15, "{}", c.checked(0.9));
+        // Other classes keep their claims.
+        assert!((c.checked(0.6) - 0.6).abs() < 1e-12);
+        for _ in 0..30 {
+            c.observe(0.6, true);
+        }
+        assert!(c.checked(0.6) > 0.9);
+    }
+
+    /// Proposes a wrong token every step, claiming it is nearly sure.
+    struct Liar;
+
+    impl Drafter for Liar {
+        fn name(&self) -> &'static str {
+            "liar"
+        }
+        fn propose(
+            &mut self,
+            _req: &DraftRequest<'_>,
+            _rng: &mut Rng,
+            out: &mut Proposal,
+        ) -> Result<(), CoreError> {
+            for _ in 0..4 {
+                out.push(0, crate::SparseDist::one_hot(0), 0.97);
+            }
+            Ok(())
+        }
+    }
+
+    /// Knows the text (a draft model that is always right), at a price.
+    struct Oracle(Vec<TokenId>);
+
+    impl Drafter for Oracle {
+        fn name(&self) -> &'static str {
+            "oracle"
+        }
+        fn propose(
+            &mut self,
+            req: &DraftRequest<'_>,
+            _rng: &mut Rng,
+            out: &mut Proposal,
+        ) -> Result<(), CoreError> {
+            let at = req.tokens.len();
+            for &t in self.0.iter().skip(at).take(req.max) {
+                out.push(t, crate::SparseDist::one_hot(t), 1.0);
+            }
+            out.draft_passes = out.len() as u64;
+            Ok(())
+        }
+    }
+
+    /// An over-confident free drafter loses the steps to a costly one that
+    /// is right, once its claims have been checked.
+    #[test]
+    fn checked_claims_decide_between_free_and_costly_drafters() {
+        let text: Vec<TokenId> = (1..200).collect();
+        let prompt = text[..10].to_vec();
+        let passes: Vec<f64> = (0..16).map(|k| 1.0 + 0.1 * k as f64).collect();
+        // A draft step costs 0.3 target passes: at face value the liar's
+        // four "sure" tokens (3.4x) beat the oracle's best (2.1x).
+        let costs = CostModel::calibrated(&passes, 0.3, 1);
+        let best = BestOf::new("choice")
+            .with(Box::new(Liar), 4)
+            .unwrap()
+            .with(
+                Box::new(Tuned::new(Oracle(text.clone()), DraftLength::Adaptive, 0)),
+                8,
+            )
+            .unwrap();
+        let settings = DraftSettings {
+            draft_max: 8,
+            draft_min: 0,
+            exact: false,
+        };
+        let mut strategy = DraftVerify::new("choice", best, settings, costs);
+        let mut target = ScriptedModel::new(text.clone(), 256, None);
+        let g = generate_greedy(&mut target, &mut strategy, &prompt, 150);
+        assert_eq!(g.tokens, text[10..160]);
+        let by = |n: &str| g.stats.drafters.iter().find(|d| d.name == n).cloned();
+        let liar = by("liar").map_or(0, |d| d.steps);
+        let oracle = by("oracle").unwrap();
+        // Without the check the liar takes every step (the oracle never
+        // runs); with it, a few misses at its claim's class are enough.
+        assert!(liar <= 25, "{}", g.stats.drafter_summary());
+        assert!(oracle.tokens >= 120, "{}", g.stats.drafter_summary());
     }
 }

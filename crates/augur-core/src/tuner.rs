@@ -199,7 +199,13 @@ impl Tuner {
             self.explore_again = false;
             return gamma;
         }
-        let again = std::mem::take(&mut self.explore_again);
+        // The first choice of a generation explores at once: nothing is
+        // known of this text yet, and waiting out the backoff would spend the
+        // first steps of every answer plain (8 of 128 tokens) where drafting
+        // may pay. Where it cannot pay even with a good draft (a
+        // compute-bound target), the check below still keeps the run plain.
+        let first = self.counts.is_empty() && self.explorations == 0;
+        let again = std::mem::take(&mut self.explore_again) || first;
         if !again && self.plain_streak < self.backoff {
             self.plain_streak += 1;
             return 0;
@@ -260,8 +266,11 @@ pub struct Tuned<D> {
     tuner: Tuner,
     draft_min: usize,
     drafted: bool,
-    /// The length [`Drafter::forecast`] planned for this step.
-    planned: Option<usize>,
+    /// What [`Drafter::forecast`] planned for this step: the length, and the
+    /// tuner as it would be after that plan (committed when the plan is
+    /// drafted, or when the step passes without it, unless it was an
+    /// exploration: an exploration not made is asked for again).
+    planned: Option<(usize, Box<Tuner>)>,
 }
 
 impl<D: crate::Drafter> Tuned<D> {
@@ -302,6 +311,18 @@ impl<D: crate::Drafter> Tuned<D> {
     pub fn tuner(&self) -> &Tuner {
         &self.tuner
     }
+
+    /// A forecast's plan that was not drafted: the step passed without the
+    /// drafter, which the tuner counts as the plan says (a plain step
+    /// towards the next exploration), except an exploration, which is asked
+    /// for again at the next step.
+    fn commit_unused_plan(&mut self) {
+        if let Some((_, after)) = self.planned.take() {
+            if !after.exploring() {
+                self.tuner = *after;
+            }
+        }
+    }
 }
 
 impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
@@ -326,15 +347,18 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
         self.inner.start(tokens, target_n_vocab, sampling)
     }
     fn forecast(&mut self, req: &crate::DraftRequest<'_>) -> crate::draft::Forecast {
-        let (gamma, speedup) = self.tuner.plan_valued(self.draft_min, req.max, req.costs);
-        self.planned = Some(gamma);
+        self.commit_unused_plan();
+        let mut after = Box::new(self.tuner.clone());
+        let (gamma, speedup) = after.plan_valued(self.draft_min, req.max, req.costs);
+        let exploring = after.exploring();
+        self.planned = Some((gamma, after));
         if gamma == 0 {
             crate::draft::Forecast::Skip
         } else {
             crate::draft::Forecast::Draft {
                 tokens: gamma,
                 speedup,
-                exploring: self.tuner.exploring(),
+                exploring,
             }
         }
     }
@@ -345,7 +369,10 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
         out: &mut crate::Proposal,
     ) -> Result<(), crate::CoreError> {
         let gamma = match self.planned.take() {
-            Some(g) => g.min(req.max),
+            Some((g, after)) => {
+                self.tuner = *after;
+                g.min(req.max)
+            }
             None => self.tuner.plan(self.draft_min, req.max, req.costs),
         };
         self.drafted = gamma > 0;
@@ -367,7 +394,7 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
         tokens: &[crate::TokenId],
         outcome: &crate::VerifyOutcome,
     ) -> Result<(), crate::CoreError> {
-        self.planned = None;
+        self.commit_unused_plan();
         if std::mem::take(&mut self.drafted) && outcome.verified > 0 {
             self.tuner
                 .record_verdict(outcome.verified, outcome.accepted);
