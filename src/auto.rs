@@ -54,7 +54,7 @@ impl AutoConfig {
         let mut lookup = self.lookup.clone();
         lookup.draft_max = self.lookup_cap();
         let costs = env_costs.unwrap_or_else(|| self.lookup.prior_costs());
-        let best = BestOf::new(NAME).with(
+        let best = BestOf::new(NAME).with_trees().with(
             Box::new(PromptLookupDrafter::new(lookup).map_err(CoreError::from)?),
             self.lookup_cap(),
         )?;
@@ -100,8 +100,11 @@ impl StrategyPlugin for AutoConfig {
         match key {
             SettingKey::DraftMax => {
                 let max = key.usize(value)?;
-                if max == 0 {
-                    return Err("draft-max must be at least 1".into());
+                if max == 0 || max > crate::limits::MAX_DRAFT {
+                    return Err(format!(
+                        "draft-max must be in 1..={}, got {max}",
+                        crate::limits::MAX_DRAFT
+                    ));
                 }
                 self.draft_max = Some(max);
             }
@@ -120,7 +123,13 @@ impl StrategyPlugin for AutoConfig {
     }
 
     fn largest_pass(&self) -> usize {
-        self.lookup_cap().max(self.draft_cap()) + 1
+        // A token tree: the draft model's chain and a copy beside it.
+        (self.lookup_cap() + self.draft_cap() + 1).min(crate::limits::MAX_DRAFT + 1)
+    }
+
+    fn sequences(&self) -> usize {
+        // The draft model's chain on sequence 0, a copy beside it on 1.
+        2
     }
 
     fn build(&self, env: BuildEnv) -> Result<Built, CoreError> {
@@ -183,6 +192,8 @@ mod tests {
     /// the tiny vocabulary makes frequent.
     #[test]
     fn greedy_output_is_the_baselines() {
+        // Steps won by a copy verified beside the draft model's chain.
+        let mut trees = 0;
         for seed in 0..12 {
             let model = InMemoryModel::random(6, seed).with_history(seed + 1);
             let draft = InMemoryModel::random(6, seed + 100);
@@ -196,6 +207,7 @@ mod tests {
                 "auto",
             );
             assert!(got.stats.target_passes > 0);
+            trees += got.stats.branch_wins;
             let model_free = InMemoryModel::random(6, seed).with_history(seed + 1);
             assert_greedy_matches(
                 &model_free,
@@ -206,6 +218,7 @@ mod tests {
                 "auto, model-free",
             );
         }
+        assert!(trees > 0, "no step verified a copy beside the draft");
     }
 
     /// Sampling: continuations follow the target's exact distribution while

@@ -79,7 +79,13 @@ fn check_corpus_with(
         StrategyConfig::Lookahead(la) => la.window as i32,
         _ => 0,
     };
-    let seq_ok = |s: i32| s == 0 || (config.kind() == StrategyKind::Lookahead && s > la_window);
+    // Deciding rows: the main chain's (sequence 0), lookahead's candidates
+    // (past its window's sequences), auto's copy beside the draft model (1).
+    let seq_ok = |s: i32| {
+        s == 0
+            || (config.kind() == StrategyKind::Lookahead && s > la_window)
+            || (config.kind() == StrategyKind::Auto && s == 1)
+    };
     let pipelined = config.speculative().is_some_and(|s| s.pipeline);
     for p in corpus() {
         let prompt = tokens(&target, &p);

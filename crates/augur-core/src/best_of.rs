@@ -100,6 +100,14 @@ pub struct BestOf {
     /// then the chosen one) claimed, and a scratch copy.
     claimed: Vec<f64>,
     scratch_claims: Vec<f64>,
+    /// Token trees: at temperature 0, a free proposal that disagrees with
+    /// the costly one from its first token may ride along as a branch.
+    trees: bool,
+    /// This step's proposal carries the free member `.0`'s proposal as
+    /// branch 0.
+    branch_of: Option<usize>,
+    /// Sampling this generation (no trees).
+    greedy: bool,
 }
 
 impl std::fmt::Debug for BestOf {
@@ -122,7 +130,20 @@ impl BestOf {
             chosen: None,
             claimed: Vec::new(),
             scratch_claims: Vec::new(),
+            trees: false,
+            branch_of: None,
+            greedy: true,
         }
+    }
+
+    /// The same choice verifying, at temperature 0, two candidates in one
+    /// target pass where the cost model says that pays (see
+    /// [`BestOf::tree_value`]): the costly drafter's chain on sequence 0 and
+    /// the best free proposal as a branch on sequence 1. The target's
+    /// context must offer two sequences.
+    pub fn with_trees(mut self) -> Self {
+        self.trees = true;
+        self
     }
 
     /// Adds `drafter`, asked for at most `cap` tokens per step. Drafters that
@@ -165,9 +186,49 @@ fn free_value(p: &Proposal, req: &DraftRequest<'_>) -> f64 {
     req.costs.best_prefix(&p.confidence, p.len()).1
 }
 
+/// Expected tokens of a chain: 1 + Σ reach(i), reach the product of the
+/// confidences up to i.
+fn expected(confidence: &[f64]) -> f64 {
+    crate::cost::expected_tokens(confidence)
+}
+
+impl BestOf {
+    /// Whether verifying `branch` beside `main` in the same pass buys more
+    /// expected tokens per unit of time than `main` alone, and how many of
+    /// `branch`'s tokens to take. The two must disagree from their first
+    /// token, so that at most one of them is accepted: the expected tokens
+    /// add up, E = 1 + Σ reach_main + Σ reach_branch, at the cost of a pass
+    /// over 1 + |main| + |branch| tokens.
+    pub fn tree_value(costs: &crate::CostModel, main: &[f64], branch: &[f64]) -> Option<usize> {
+        let (k_main, v_main) = costs.best_prefix(main, main.len());
+        let main = &main[..k_main];
+        let base = expected(main);
+        let mut best: Option<(usize, f64)> = None;
+        let mut reach = 1.0;
+        let mut gain = 0.0;
+        for (j, &c) in branch.iter().enumerate() {
+            reach *= c.clamp(0.0, 1.0);
+            gain += reach;
+            let value = (base + gain) / costs.relative(1 + main.len() + j + 1);
+            if value > best.map_or(v_main * (1.0 + 1e-9), |(_, v)| v) {
+                best = Some((j + 1, value));
+            }
+        }
+        best.map(|(n, _)| n)
+    }
+}
+
 impl Drafter for BestOf {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn sequences(&self) -> usize {
+        if self.trees {
+            2
+        } else {
+            1
+        }
     }
 
     fn start(
@@ -177,6 +238,8 @@ impl Drafter for BestOf {
         sampling: &SamplingParams,
     ) -> Result<(), CoreError> {
         self.chosen = None;
+        self.branch_of = None;
+        self.greedy = sampling.is_greedy();
         for m in &mut self.members {
             m.claims = Claims::default();
             m.active = sampling.is_greedy() || !m.drafter.greedy_only();
@@ -256,7 +319,39 @@ impl Drafter for BestOf {
             m.drafter.propose(&member_req, rng, out)?;
             out.source = Some(m.drafter.name());
             self.chosen = Some(i);
-            self.claimed.clear();
+            // A free proposal that disagrees from its first token rides
+            // along as a branch where the cost model says that pays
+            // (temperature 0 only: branches are checked against the argmax).
+            let tree = match best_free {
+                // Not for a proposal verified whole (an exploration).
+                Some((f, _)) if self.trees && self.greedy && !out.is_empty() && !out.keep_whole => {
+                    let disagree = self.best.tokens.first() != out.tokens.first();
+                    let n = if disagree {
+                        Self::tree_value(req.costs, &out.confidence, &self.best.confidence)
+                    } else {
+                        None
+                    };
+                    n.map(|n| (f, n))
+                }
+                _ => None,
+            };
+            match tree {
+                Some((f, n)) => {
+                    // Main-chain drafts past the best prefix would be cut by
+                    // the driver anyway; cut them here so the pass is the one
+                    // the tree was valued at.
+                    let (k, _) = req.costs.best_prefix(&out.confidence, out.len());
+                    out.truncate(k);
+                    out.branches.push(crate::Branch {
+                        seq: 1,
+                        tokens: self.best.tokens[..n].to_vec(),
+                        source: Some(self.members[f].drafter.name()),
+                    });
+                    self.claimed.truncate(n);
+                    self.branch_of = Some(f);
+                }
+                None => self.claimed.clear(),
+            }
         } else if let Some((i, _)) = best_free {
             // It carries the checked confidences; `claimed` keeps the claims
             // as made, to be checked against the verdict.
@@ -277,17 +372,56 @@ impl Drafter for BestOf {
             ..outcome.clone()
         };
         let chosen = self.chosen.take();
-        if let Some(m) = chosen.and_then(|i| self.members.get_mut(i)) {
+        let branch_of = self.branch_of.take();
+        // Which member's tokens the verdict judged: the branch's owner when
+        // the branch won, else the main chain's.
+        let (main_seen, branch_seen);
+        let (main_outcome, claims_owner, claims_outcome) = match (branch_of, outcome.branch) {
+            (Some(f), Some(_)) => {
+                // The main chain's first draft was rejected.
+                main_seen = VerifyOutcome {
+                    accepted: 0,
+                    branch: None,
+                    ..outcome.clone()
+                };
+                branch_seen = VerifyOutcome {
+                    verified: self.claimed.len(),
+                    branch: None,
+                    ..outcome.clone()
+                };
+                (&main_seen, Some(f), &branch_seen)
+            }
+            (Some(f), None) => {
+                // The branch's first draft was rejected (if the main chain's
+                // was accepted) or both were.
+                branch_seen = VerifyOutcome {
+                    accepted: 0,
+                    verified: self.claimed.len(),
+                    branch: None,
+                    ..outcome.clone()
+                };
+                main_seen = outcome.clone();
+                (&main_seen, Some(f), &branch_seen)
+            }
+            (None, _) => (outcome, chosen, outcome),
+        };
+        if let Some(m) = claims_owner.and_then(|i| self.members.get_mut(i)) {
             // A free member's claims meet their verdict: positions up to the
             // first rejection were tried.
-            let tried = outcome.verified.min(outcome.accepted + 1);
+            let tried = claims_outcome.verified.min(claims_outcome.accepted + 1);
             for (j, &claim) in self.claimed.iter().enumerate().take(tried) {
-                m.claims.observe(claim, j < outcome.accepted);
+                m.claims.observe(claim, j < claims_outcome.accepted);
             }
         }
         for (i, m) in self.members.iter_mut().enumerate() {
             if m.active {
-                let seen = if chosen == Some(i) { outcome } else { &idle };
+                let seen = if chosen == Some(i) {
+                    main_outcome
+                } else if branch_of == Some(i) {
+                    claims_outcome
+                } else {
+                    &idle
+                };
                 m.drafter.on_verdict(tokens, seen)?;
             }
         }
@@ -327,6 +461,21 @@ mod tests {
             c.observe(0.6, true);
         }
         assert!(c.checked(0.6) > 0.9);
+    }
+
+    /// A second candidate pays where extra tokens in a pass are cheap, and
+    /// not where each costs nearly a pass.
+    #[test]
+    fn trees_pay_only_where_passes_of_many_tokens_are_cheap() {
+        let cheap: Vec<f64> = (0..16).map(|k| 1.0 + 0.1 * k as f64).collect();
+        let cheap = CostModel::calibrated(&cheap, 0.0, 1);
+        let dear = CostModel::linear(0.9, 16);
+        let main = [0.7, 0.7, 0.7];
+        let copy = [0.5, 0.5];
+        assert_eq!(BestOf::tree_value(&cheap, &main, &copy), Some(2));
+        assert_eq!(BestOf::tree_value(&dear, &main, &copy), None);
+        // A copy that is never right adds nothing.
+        assert_eq!(BestOf::tree_value(&cheap, &main, &[0.0, 0.0]), None);
     }
 
     /// Proposes a wrong token every step, claiming it is nearly sure.

@@ -47,6 +47,9 @@ pub struct Branch {
     pub seq: SeqId,
     /// The drafted tokens, following the pending token.
     pub tokens: Vec<TokenId>,
+    /// Which drafter made it, for the per-drafter statistics (`None`: the
+    /// same as the main chain's).
+    pub source: Option<&'static str>,
 }
 
 /// An entry the drafter wants evaluated in the target's pass without it being

@@ -253,13 +253,17 @@ impl<D: Drafter> Strategy for DraftVerify<D> {
             None => self.drafter.name(),
         };
         let outcome = ctx.verify(&self.proposal, self.drafter.sequences(), &mut self.costs)?;
-        ctx.stats.record_drafter(
-            source,
-            outcome.verified,
-            outcome.accepted,
-            outcome.emitted(),
-            waited,
-        );
+        // The step counts for the chain that won (a branch's own drafter
+        // where it says which).
+        let (source, drafted) = match outcome.branch.and_then(|b| self.proposal.branches.get(b)) {
+            Some(b) => {
+                ctx.stats.branch_wins += 1;
+                (b.source.unwrap_or(source), b.tokens.len())
+            }
+            None => (source, outcome.verified),
+        };
+        ctx.stats
+            .record_drafter(source, drafted, outcome.accepted, outcome.emitted(), waited);
         self.largest_pass = self.largest_pass.max(outcome.pass_size);
         self.drafter.on_verdict(ctx.tokens, &outcome)?;
         self.last = Some(outcome);

@@ -28,6 +28,9 @@ pub struct RunStats {
     pub largest_pass: usize,
     /// Verifications whose candidate came from an n-gram pool hit.
     pub pool_hits: u64,
+    /// Steps whose emitted drafts came from a branch verified beside the
+    /// main chain (a token tree or a lookahead candidate).
+    pub branch_wins: u64,
     /// Prompt evaluation time (target and draft).
     pub prefill_seconds: f64,
     /// Decoding time, from the first step to the last token.

@@ -412,6 +412,20 @@ impl Model for ScriptedModel {
     fn remove_from(&mut self, _seq: SeqId, _from: usize) -> Result<(), ModelError> {
         Ok(())
     }
+
+    // Its predictions depend on positions only, so every sequence sees the
+    // same text and cache operations have nothing to do.
+    fn n_seq_max(&self) -> usize {
+        64
+    }
+
+    fn copy_seq(&mut self, _src: SeqId, _dst: SeqId, _from: usize) -> Result<(), ModelError> {
+        Ok(())
+    }
+
+    fn keep_only(&mut self, _seq: SeqId) -> Result<(), ModelError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

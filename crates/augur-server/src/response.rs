@@ -19,17 +19,22 @@ pub fn usage(o: &Outcome) -> Value {
 /// llama-server's `timings`).
 pub fn augur_stats(o: &Outcome) -> Value {
     let s = &o.stats;
-    // Today each strategy has one drafter; the list leaves room for several.
-    let drafters: Vec<Value> = if s.drafted > 0 {
-        vec![json!({
-            "name": o.strategy,
-            "drafted": s.drafted,
-            "accepted": s.accepted,
-            "acceptance_rate": s.acceptance_rate(),
-        })]
-    } else {
-        Vec::new()
-    };
+    // What each drafter contributed (`none`: plain steps).
+    let drafters: Vec<Value> = s
+        .drafters
+        .iter()
+        .map(|d| {
+            json!({
+                "name": d.name,
+                "steps": d.steps,
+                "drafted": d.drafted,
+                "accepted": d.accepted,
+                "acceptance_rate": d.acceptance_rate(),
+                "tokens": d.tokens,
+                "seconds": d.seconds,
+            })
+        })
+        .collect();
     json!({
         "strategy": o.strategy,
         "exactness": o.exactness.label(),

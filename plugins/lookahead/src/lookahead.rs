@@ -89,6 +89,10 @@ pub struct LookaheadConfig {
     pub pool_from_output: bool,
 }
 
+/// A lookahead step must be able to emit this much more than its pass costs
+/// (in one-token passes) with every candidate token accepted, or it is not
+/// tried at all.
+const PAYS_MARGIN: f64 = 1.1;
 /// Plain steps after a lookahead step that did not pay, doubling up to
 /// [`MAX_BACKOFF`] while probes keep failing.
 const MIN_BACKOFF: usize = 8;
@@ -400,16 +404,29 @@ impl Drafter for LookaheadDrafter {
         let Some(&x) = req.tokens.last() else {
             return Ok(());
         };
-        self.in_flight = true;
         // Candidates: the pool's continuations under x, each on its own
         // sequence.
         self.candidates.clear();
         self.candidates
             .extend(self.pool.get(x).take(g_max).map(<[TokenId]>::to_vec));
+        // Where even a step whose candidate is accepted whole (N tokens)
+        // would not cover what its pass costs, lookahead cannot pay: stay
+        // plain, as the draft tuner does on a compute-bound target (with
+        // W = 1, N = 3, G = 1 a pass of 4 tokens costs 2.8 one-token passes
+        // on a Q4_K_M target on 2 cores, 1.6 on its F16 conversion).
+        let size = 1 + self.candidates.iter().map(Vec::len).sum::<usize>() + (w - 1) + (n - 2) * w;
+        if let Some(cost) = req.costs.measured_relative(size) {
+            if (n as f64) < cost * PAYS_MARGIN {
+                self.candidates.clear();
+                return Ok(());
+            }
+        }
+        self.in_flight = true;
         for (c, cand) in self.candidates.iter().enumerate() {
             out.branches.push(Branch {
                 seq: (w + 1 + c) as SeqId,
                 tokens: cand.clone(),
+                source: None,
             });
         }
         // Level 0, columns 1..W−1, shared by the branches to their right.

@@ -152,7 +152,12 @@ def basics():
         "drafters",
     ):
         check(key in s, f"augur stats have {key}: {s}")
-    check_eq(s["strategy"], "baseline", "default strategy")
+    check_eq(s["strategy"], "auto", "default strategy")
+    check(
+        all(d["name"] in ("none", "prompt-lookup") for d in s["drafters"])
+        and sum(d["tokens"] for d in s["drafters"]) >= r.usage.completion_tokens,
+        f"per-drafter stats of auto, model-free: {s['drafters']}",
+    )
     check_eq(
         s["prompt_tokens_evaluated"] + s["prompt_tokens_reused"],
         r.usage.prompt_tokens,
@@ -183,7 +188,7 @@ def basics():
     check(usage is not None, "a usage chunk with include_usage")
     check_eq(usage.completion_tokens, want["stats"]["n_generated"], "streamed usage")
     check_eq(usage.prompt_tokens, want["stats"]["n_prompt"], "streamed prompt usage")
-    check(final_stats is not None and final_stats["strategy"] == "baseline", "final chunk stats")
+    check(final_stats is not None and final_stats["strategy"] == "auto", "final chunk stats")
     # The same request again: everything but the last prompt token is reused.
     check_eq(
         final_stats["prompt_tokens_reused"], r.usage.prompt_tokens - 1, "repeat reuses the prompt"
@@ -242,7 +247,7 @@ def basics():
     if s["exactness"] == "bit-identical":
         check_eq(r.choices[0].text, want["text"], "bit-identical prompt lookup = baseline")
     r = c.completions.create(model=model, prompt=prompt, max_tokens=8)
-    check_eq(stats_of(r)["strategy"], "baseline", "the default strategy is back")
+    check_eq(stats_of(r)["strategy"], "auto", "the default strategy is back")
 
 
 QUESTIONS = [
