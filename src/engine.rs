@@ -252,9 +252,8 @@ impl Engine {
             let cap = options.strategy.largest_pass().clamp(2, 16);
             let target_cal = calibration::cached_or_measure(&target_model, options.threads, cap)?;
             let draft_seconds = match &draft_model {
-                Some(d) => {
-                    calibration::cached_or_measure(d, draft_threads(&options), 1)?.pass_seconds[0]
-                }
+                Some(d) => calibration::cached_or_measure(d, draft_threads(&options), 2)?
+                    .draft_step_seconds(),
                 // Model-free drafters cost (next to) nothing.
                 None => 0.0,
             };

@@ -534,8 +534,7 @@ pub fn run(
                     } else {
                         o.draft_threads
                     };
-                    augur::calibration::cached(d, threads, 1)
-                        .and_then(|cal| cal.pass_seconds.first().copied())
+                    augur::calibration::cached(d, threads, 2).map(|cal| cal.draft_step_seconds())
                 }),
             }
         })

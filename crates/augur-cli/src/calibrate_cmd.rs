@@ -169,10 +169,11 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
             } else {
                 args.threads_draft
             };
-            let d = calibration::measure(&model, threads, 1, args.positions)
+            let d = calibration::measure(&model, threads, 2, args.positions)
                 .context("measuring the draft")?;
             calibration::store(&model, &d);
-            let s = d.pass_seconds.first().copied().unwrap_or(0.0);
+            // A draft step as drafting makes them (its catch-up pass included).
+            let s = d.draft_step_seconds();
             Some(DraftCost {
                 file: path.display().to_string(),
                 seconds: s,

@@ -113,6 +113,8 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
 /// stderr; without it llama.cpp stays silent.
 pub fn init_logs(verbose: bool) {
     augur::llama::set_verbose(verbose);
+    // A first run with a model calibrates it: say so, it takes a minute.
+    augur::calibration::set_progress(|line| eprintln!("augur: {line}"));
     if verbose {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
