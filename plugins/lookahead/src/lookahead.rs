@@ -409,14 +409,16 @@ impl Drafter for LookaheadDrafter {
         self.candidates.clear();
         self.candidates
             .extend(self.pool.get(x).take(g_max).map(<[TokenId]>::to_vec));
-        // Where even a step whose candidate is accepted whole (N tokens)
-        // would not cover what its pass costs, lookahead cannot pay: stay
-        // plain, as the draft tuner does on a compute-bound target (with
-        // W = 1, N = 3, G = 1 a pass of 4 tokens costs 2.8 one-token passes
-        // on a Q4_K_M target on 2 cores, 1.6 on its F16 conversion).
+        // Where even a step whose longest candidate is accepted whole would
+        // not cover what its pass costs, lookahead cannot pay: stay plain,
+        // as the draft tuner does on a compute-bound target (with W = 1,
+        // N = 3, G = 1 a pass of 4 tokens costs 2.8 one-token passes on a
+        // Q4_K_M target on 2 cores, 1.6 on its F16 conversion; a step
+        // without candidates emits one token whatever it costs).
         let size = 1 + self.candidates.iter().map(Vec::len).sum::<usize>() + (w - 1) + (n - 2) * w;
+        let most = 1 + self.candidates.iter().map(Vec::len).max().unwrap_or(0);
         if let Some(cost) = req.costs.measured_relative(size) {
-            if (n as f64) < cost * PAYS_MARGIN {
+            if (most as f64) < cost * PAYS_MARGIN {
                 self.candidates.clear();
                 return Ok(());
             }
