@@ -44,8 +44,9 @@ impl ModelArgs {
 /// Draft model and draft-length settings (speculative decoding).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DraftArgs {
-    /// Draft model for --strategy speculative: a GGUF file or catalog name with
-    /// the target's vocabulary [default with the default target: qwen2.5-coder-0.5b].
+    /// Draft model for auto and speculative: a GGUF file or catalog name with
+    /// the target's vocabulary [default: qwen2.5-coder-0.5b when it is on disk
+    /// and shares the target's vocabulary; auto runs model-free without one].
     #[arg(long = "model-draft", visible_alias = "md", value_name = "DRAFT")]
     pub model_draft: Option<String>,
     /// Most tokens drafted per step. Without it the draft length adapts to the
