@@ -277,28 +277,23 @@ pub fn measure(
 
     // Passes of k tokens over `positions` positions after the cached prefix
     // (the last pass shorter when k does not divide them), then a rollback to
-    // the prefix. Returns every position's logits and the full passes' times.
+    // the prefix. Returns every position's logits (timing is `time_passes`).
     let mut run = |session: &mut augur_llama::LlamaSession,
                    prefix: usize,
                    k: usize|
-     -> Result<(Vec<Vec<f32>>, Vec<f64>), AugurError> {
+     -> Result<Vec<Vec<f32>>, AugurError> {
         let mut rows = Vec::with_capacity(positions);
-        let mut times = Vec::new();
         let mut pos = prefix;
         while pos < prefix + positions {
             let end = (pos + k).min(prefix + positions);
             batch.clear();
             batch.add_run(&tokens[pos..end], pos, RunLogits::All);
-            let t = Instant::now();
             session.eval(&batch, &mut out).map_err(core)?;
-            if end - pos == k {
-                times.push(t.elapsed().as_secs_f64());
-            }
             rows.extend((0..out.len()).map(|i| out.row(i).to_vec()));
             pos = end;
         }
         session.remove_from(0, prefix).map_err(core)?;
-        Ok((rows, times))
+        Ok(rows)
     };
     let mut prefill_batch = Batch::new();
     let mut prefill_out = LogitRows::new(n_vocab);
@@ -317,9 +312,9 @@ pub fn measure(
             // Warm caches and thread pools before timing anything.
             run(&mut session, prefix, 1)?;
         }
-        let (reference, _) = run(&mut session, prefix, 1)?;
+        let reference = run(&mut session, prefix, 1)?;
         for k in 2..=max_pass {
-            let (rows, _) = run(&mut session, prefix, k)?;
+            let rows = run(&mut session, prefix, k)?;
             for (a, b) in reference.iter().zip(&rows) {
                 for (x, y) in a.iter().zip(b) {
                     if x.to_bits() != y.to_bits() {

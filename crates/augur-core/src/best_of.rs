@@ -186,12 +186,6 @@ fn free_value(p: &Proposal, req: &DraftRequest<'_>) -> f64 {
     req.costs.best_prefix(&p.confidence, p.len()).1
 }
 
-/// Expected tokens of a chain: 1 + Σ reach(i), reach the product of the
-/// confidences up to i.
-fn expected(confidence: &[f64]) -> f64 {
-    crate::cost::expected_tokens(confidence)
-}
-
 impl BestOf {
     /// Whether verifying `branch` beside `main` in the same pass buys more
     /// expected tokens per unit of time than `main` alone, and how many of
@@ -202,7 +196,7 @@ impl BestOf {
     pub fn tree_value(costs: &crate::CostModel, main: &[f64], branch: &[f64]) -> Option<usize> {
         let (k_main, v_main) = costs.best_prefix(main, main.len());
         let main = &main[..k_main];
-        let base = expected(main);
+        let base = crate::cost::expected_tokens(main);
         let mut best: Option<(usize, f64)> = None;
         let mut reach = 1.0;
         let mut gain = 0.0;
