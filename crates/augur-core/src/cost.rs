@@ -196,6 +196,49 @@ impl CostModel {
         (best, best_value)
     }
 
+    /// Whether drafting another token can pay, for a drafter that has
+    /// drafted `confidence.len()` tokens (each with its chance of acceptance
+    /// given the ones before) and expects each further one to be accepted
+    /// with chance `next`: true when some longer draft, up to `max` tokens,
+    /// is expected to yield more tokens per unit of time, its draft steps
+    /// counted, than the best prefix of what exists, with the draft steps
+    /// already taken counted too. Without measured target costs it says yes
+    /// (the cap decides).
+    ///
+    /// A drafter may stop on this only with what it knew before drawing the
+    /// next token (its confidences so far): the draft length is then a
+    /// stopping time of the drafts, which keeps sampling exact.
+    pub fn drafting_more_pays(&self, confidence: &[f64], next: f64, max: usize) -> bool {
+        let n = confidence.len();
+        if n >= max {
+            return false;
+        }
+        let (Some(t1), Some(td)) = (self.target(1), self.draft_or_guess()) else {
+            return true;
+        };
+        if t1 <= 0.0 {
+            return true;
+        }
+        let step = td / t1;
+        let spent = n as f64 * step;
+        let (mut expected, mut reach) = (1.0, 1.0);
+        let mut stop = 1.0 / (1.0 + spent);
+        for (k, &c) in confidence.iter().enumerate() {
+            reach *= c.clamp(0.0, 1.0);
+            expected += reach;
+            stop = stop.max(expected / (self.relative(k + 2) + spent));
+        }
+        let next = next.clamp(0.0, 1.0);
+        for j in n + 1..=max {
+            reach *= next;
+            expected += reach;
+            if expected / (self.relative(j + 1) + j as f64 * step) > stop * (1.0 + 1e-9) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Costs from measured throughputs: `(k, tokens per second of a pass over
     /// k tokens)` pairs, and the seconds of one draft step. Each figure counts
     /// as one sample.
@@ -506,6 +549,26 @@ mod tests {
             }
         }
         best.0
+    }
+
+    #[test]
+    fn drafting_more_pays_while_the_confidence_covers_the_draft_step() {
+        // F16 on 2 cores, measured in runs: relative pass costs 1, 1.29,
+        // 1.47, 1.56, 1.69, and a draft step a quarter of a target pass.
+        let costs = CostModel::calibrated(&[1.0, 1.29, 1.47, 1.56, 1.69, 1.81], 0.26, 1);
+        // Sure drafts: keep going up to the cap, and not beyond.
+        assert!(costs.drafting_more_pays(&[], 0.95, 5));
+        assert!(costs.drafting_more_pays(&[0.95, 0.95], 0.95, 5));
+        assert!(!costs.drafting_more_pays(&[0.95; 5], 0.95, 5));
+        // A hesitant token: a step that cannot be won back.
+        assert!(!costs.drafting_more_pays(&[0.9, 0.2], 0.2, 5));
+        // One more draft step is not worth a 30 % chance after a sure run.
+        assert!(!costs.drafting_more_pays(&[0.95, 0.95, 0.95], 0.3, 5));
+        // Compute-bound (every token a full pass): nothing pays.
+        let q4 = CostModel::linear(0.95, 8);
+        assert!(!q4.drafting_more_pays(&[], 0.7, 5));
+        // Unknown costs: the cap decides.
+        assert!(CostModel::prior().drafting_more_pays(&[0.1], 0.1, 5));
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub struct DraftRequest<'a> {
     pub sampling: &'a SamplingParams,
     /// The shared cost model, to decide how much drafting pays.
     pub costs: &'a CostModel,
+    /// Draft `max` tokens (a fixed draft length): a drafter that can stop
+    /// mid-draft when one more token would not pay
+    /// ([`CostModel::drafting_more_pays`]) does not; it still stops where it
+    /// has nothing more to draft.
+    pub draft_all: bool,
 }
 
 /// A continuation verified beside the main chain, on a KV sequence of its own
@@ -238,6 +243,17 @@ pub trait Drafter {
         1
     }
 
+    /// True for a drafter that pays for every token it drafts and paces
+    /// itself: its confidences are calibrated chances of acceptance and it
+    /// stops mid-draft once one more token would not pay
+    /// ([`DraftRequest::draft_all`] unset). A [`crate::Tuned`] wrapper in
+    /// adaptive mode then decides only whether it drafts, and keeps its
+    /// confidences; for other drafters it also picks the length and puts
+    /// its own acceptance estimates by position in their place.
+    fn paces_itself(&self) -> bool {
+        false
+    }
+
     /// True if its proposals are only exact at temperature 0 (branches
     /// checked against the argmax).
     fn greedy_only(&self) -> bool {
@@ -301,6 +317,9 @@ impl<T: Drafter + ?Sized> Drafter for Box<T> {
     }
     fn greedy_only(&self) -> bool {
         (**self).greedy_only()
+    }
+    fn paces_itself(&self) -> bool {
+        (**self).paces_itself()
     }
     fn start(
         &mut self,

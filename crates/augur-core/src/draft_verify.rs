@@ -198,6 +198,7 @@ impl<D: Drafter> Strategy for DraftVerify<D> {
                 room,
                 sampling: ctx.sampling,
                 costs: &self.costs,
+                draft_all: false,
             };
             self.drafter.propose(&req, ctx.rng, &mut self.proposal)?;
         }

@@ -30,7 +30,10 @@
 //! run), what a draft step costs, which pass sizes are bit-exact and how much
 //! drafting can overlap verification. Every policy asks it the same
 //! questions: [`cost::speedup`] (expected speedup of drafting γ tokens with
-//! acceptance α) and [`CostModel::best_prefix`]. The [`Tuner`] (with
+//! acceptance α), [`CostModel::best_prefix`], and, for a drafter that can
+//! stop mid-draft, [`CostModel::drafting_more_pays`] (a draft model stops
+//! when its calibrated confidence, [`ConfidenceMap`], says one more token
+//! would not pay for its draft step). The [`Tuner`] (with
 //! [`Tuned`]) chooses the draft length of drafters that pay for every token
 //! they draft, exploring now and then where drafting has stopped paying.
 //! [`BestOf`] puts several drafters behind one: each step it asks the free
@@ -49,8 +52,8 @@
 //!   temperature) and the softmax, done in Rust so every backend shares them.
 //! - [`verify`]: greedy and rejection-sampling verification as pure functions,
 //!   the one place where exactness lives.
-//! - [`draft`], [`draft_verify`], [`cost`], [`tuner`]: the drafting engine
-//!   described above.
+//! - [`draft`], [`draft_verify`], [`cost`], [`tuner`], [`confidence`]: the
+//!   drafting engine described above.
 //! - [`Strategy`] and [`generate`]: the step-wise driver every strategy runs under.
 //! - [`settings`]: the one table of strategy settings, and [`StrategyPlugin`].
 //! - [`stats`]: what every run reports.
@@ -61,6 +64,7 @@
 pub mod best_of;
 #[cfg(any(test, feature = "testing"))]
 pub mod chisq;
+pub mod confidence;
 pub mod cost;
 pub mod draft;
 pub mod draft_verify;
@@ -78,6 +82,7 @@ pub mod tuner;
 pub mod verify;
 
 pub use best_of::BestOf;
+pub use confidence::ConfidenceMap;
 pub use cost::CostModel;
 pub use draft::{
     Branch, DraftRequest, Drafter, Forecast, NoDrafter, Proposal, SideEntry, VerifyOutcome,

@@ -258,8 +258,12 @@ impl Tuner {
 /// application's callback), with its draft length chosen by a [`Tuner`]: the
 /// inner drafter is asked for `γ` tokens (0: not asked at all), and the
 /// proposal carries the tuner's acceptance estimate by position as its
-/// confidence. A fixed draft length, and an exploration (a length chosen to
-/// measure acceptance rather than because it pays), are verified whole.
+/// confidence. An inner drafter that paces itself
+/// ([`crate::Drafter::paces_itself`]) is, in adaptive mode, only told whether
+/// to draft: it drafts up to the cap and stops by its own calibrated
+/// confidence, which the proposal keeps. A fixed draft length, and an
+/// exploration (a step drafted to measure acceptance rather than because it
+/// pays), are verified whole.
 #[derive(Debug, Clone)]
 pub struct Tuned<D> {
     inner: D,
@@ -335,6 +339,9 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
     fn greedy_only(&self) -> bool {
         self.inner.greedy_only()
     }
+    fn paces_itself(&self) -> bool {
+        self.inner.paces_itself()
+    }
     fn start(
         &mut self,
         tokens: &[crate::TokenId],
@@ -379,14 +386,29 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
         if gamma == 0 {
             return Ok(());
         }
-        let inner_req = crate::DraftRequest { max: gamma, ..*req };
-        self.inner.propose(&inner_req, rng, out)?;
-        out.truncate(gamma);
-        let alpha = self.tuner.alpha(out.len());
-        out.confidence.clear();
-        out.confidence.extend_from_slice(&alpha);
-        out.keep_whole =
-            self.tuner.exploring() || matches!(self.tuner.mode(), DraftLength::Fixed(_));
+        let fixed = matches!(self.tuner.mode(), DraftLength::Fixed(_));
+        if self.inner.paces_itself() && !fixed {
+            // The tuner said "draft"; the drafter knows better than an
+            // average by position how far its draft is worth taking.
+            let inner_req = crate::DraftRequest {
+                draft_all: false,
+                ..*req
+            };
+            self.inner.propose(&inner_req, rng, out)?;
+            out.truncate(req.max);
+        } else {
+            let inner_req = crate::DraftRequest {
+                max: gamma,
+                draft_all: true,
+                ..*req
+            };
+            self.inner.propose(&inner_req, rng, out)?;
+            out.truncate(gamma);
+            let alpha = self.tuner.alpha(out.len());
+            out.confidence.clear();
+            out.confidence.extend_from_slice(&alpha);
+        }
+        out.keep_whole = self.tuner.exploring() || fixed;
         Ok(())
     }
     fn on_verdict(

@@ -3,8 +3,8 @@
 
 use augur_core::model::RunLogits;
 use augur_core::{
-    Batch, CoreError, DraftRequest, Drafter, LogitRows, Model, Proposal, Rng, SamplingParams,
-    TokenId, VerifyOutcome,
+    Batch, ConfidenceMap, CoreError, DraftRequest, Drafter, LogitRows, Model, Proposal, Rng,
+    SamplingParams, TokenId, VerifyOutcome,
 };
 
 use crate::error::SpeculativeError;
@@ -19,6 +19,14 @@ use crate::error::SpeculativeError;
 /// is still valid (the pending token and the accepted drafts it evaluated),
 /// and the next proposal feeds the rest. Steps that do not draft do not touch
 /// the draft at all: it catches up lazily when drafting resumes.
+///
+/// Each drafted token carries the draft's top-1 probability at its position,
+/// calibrated by the verdicts of this generation ([`ConfidenceMap`]), as its
+/// confidence. Unless asked to draft all it may ([`DraftRequest::draft_all`]),
+/// the drafter stops as soon as one more draft step is not expected to pay
+/// ([`augur_core::CostModel::drafting_more_pays`], with the last token's
+/// confidence standing for the next one's): long drafts where the draft is
+/// sure, short ones where it hesitates.
 #[derive(Debug)]
 pub struct ModelDrafter<D: Model> {
     model: D,
@@ -33,6 +41,10 @@ pub struct ModelDrafter<D: Model> {
     fed: usize,
     /// The current step asked for drafts.
     proposed: bool,
+    /// Raw top-1 probabilities of the last proposal's drafts.
+    scores: Vec<f64>,
+    /// What the verdicts say those probabilities are worth.
+    calibration: ConfidenceMap,
 }
 
 impl<D: Model> ModelDrafter<D> {
@@ -49,6 +61,8 @@ impl<D: Model> ModelDrafter<D> {
             last_pending: 0,
             fed: 0,
             proposed: false,
+            scores: Vec::new(),
+            calibration: ConfidenceMap::new(),
         }
     }
 
@@ -84,6 +98,10 @@ impl<D: Model> Drafter for ModelDrafter<D> {
         "draft-model"
     }
 
+    fn paces_itself(&self) -> bool {
+        true
+    }
+
     fn start(
         &mut self,
         tokens: &[TokenId],
@@ -114,6 +132,10 @@ impl<D: Model> Drafter for ModelDrafter<D> {
         self.n_seen = 0;
         self.fed = 0;
         self.proposed = false;
+        self.scores.clear();
+        // Each generation learns afresh, so its text depends only on its own
+        // seed and prompt.
+        self.calibration.clear();
         // All but the pending token, which the first proposal feeds.
         if tokens.len() > 1 {
             self.batch.clear();
@@ -133,6 +155,7 @@ impl<D: Model> Drafter for ModelDrafter<D> {
     ) -> Result<(), CoreError> {
         self.fed = 0;
         self.proposed = true;
+        self.scores.clear();
         let tokens = req.tokens;
         let Some(pending_pos) = tokens.len().checked_sub(1) else {
             return Ok(());
@@ -173,8 +196,19 @@ impl<D: Model> Drafter for ModelDrafter<D> {
             }
             let q = req.sampling.distribution(row);
             let x = q.sample(rng);
-            out.push(x, q, top);
+            let confidence = self.calibration.estimate(top);
+            out.push(x, q, confidence);
+            self.scores.push(top);
             if out.len() >= max || self.model.is_eog(x) {
+                break;
+            }
+            // Whether to pay for the next position is decided from the
+            // confidences so far, all known before its token is drawn.
+            if !req.draft_all
+                && !req
+                    .costs
+                    .drafting_more_pays(&out.confidence, confidence, max)
+            {
                 break;
             }
             self.batch.clear();
@@ -196,6 +230,11 @@ impl<D: Model> Drafter for ModelDrafter<D> {
         // Steps that did not ask for drafts left the draft's cache alone.
         if !std::mem::take(&mut self.proposed) {
             return Ok(());
+        }
+        // Draft i was verified only if every one before it was accepted.
+        let judged = outcome.verified.min(outcome.accepted + 1);
+        for (i, &score) in self.scores.iter().take(judged).enumerate() {
+            self.calibration.record(score, i < outcome.accepted);
         }
         // Valid: the pending token and the accepted drafts the draft evaluated.
         let keep = self.last_pending + 1 + outcome.accepted.min(self.fed);
@@ -253,6 +292,7 @@ mod tests {
             room: usize::MAX,
             sampling,
             costs: &costs,
+            draft_all: false,
         };
         d.propose(&req, rng, out)?;
         Ok(out.draft_passes)
@@ -348,5 +388,95 @@ mod tests {
         // Pending at 3, drafts fed at 4 and 5: three drafts in all.
         assert_eq!(out.len(), 3);
         assert_eq!(d.model().cache_len(), 6);
+    }
+
+    /// A bigram draft over 4 tokens: after 0 it is sure of 1, after 1 sure
+    /// of 2, after 2 it hesitates (0.3 on 3), after 3 sure of 0.
+    fn sure_then_hesitant() -> InMemoryModel {
+        InMemoryModel::bigram(&[
+            vec![0.02, 0.96, 0.01, 0.01],
+            vec![0.01, 0.01, 0.97, 0.01],
+            vec![0.25, 0.25, 0.2, 0.3],
+            vec![0.97, 0.01, 0.01, 0.01],
+        ])
+    }
+
+    #[test]
+    fn paces_itself_by_calibrated_confidence_unless_asked_for_all() {
+        // A memory-bound target: passes of several tokens cost little more
+        // than one, a draft step a quarter of a target pass.
+        let costs = CostModel::calibrated(&[1.0, 1.29, 1.47, 1.56, 1.69, 1.81, 1.95], 0.26, 1);
+        let greedy = SamplingParams::greedy();
+        let tokens = vec![3, 0];
+        let draft = |draft_all: bool, d: &mut ModelDrafter<InMemoryModel>| {
+            d.start(&tokens, 4, &greedy).unwrap();
+            let req = DraftRequest {
+                tokens: &tokens,
+                max: 6,
+                remaining: usize::MAX,
+                room: usize::MAX,
+                sampling: &greedy,
+                costs: &costs,
+                draft_all,
+            };
+            let mut out = Proposal::new();
+            d.propose(&req, &mut Rng::new(0), &mut out).unwrap();
+            out
+        };
+        let mut d = ModelDrafter::new(sure_then_hesitant(), 0.0);
+        assert!(d.paces_itself());
+        // Sure of 1 and 2, then a 30 % guess (3): no further step is worth it.
+        let out = draft(false, &mut d);
+        assert_eq!(out.tokens, vec![1, 2, 3]);
+        assert_eq!(out.draft_passes, 3);
+        assert!(
+            (out.confidence[0] - 0.96).abs() < 1e-6,
+            "{:?}",
+            out.confidence
+        );
+        assert!(
+            (out.confidence[2] - 0.3).abs() < 1e-6,
+            "{:?}",
+            out.confidence
+        );
+        // Asked for all: the cap.
+        let all = draft(true, &mut d);
+        assert_eq!(all.tokens, vec![1, 2, 3, 0, 1, 2]);
+        // The verdicts calibrate the scores: a hesitant draft the target
+        // always agrees with is worth going on after.
+        let mut text = tokens.clone();
+        d.start(&text, 4, &greedy).unwrap();
+        let mut out = Proposal::new();
+        for round in 0..=60 {
+            let req = DraftRequest {
+                tokens: &text,
+                max: 6,
+                remaining: usize::MAX,
+                room: usize::MAX,
+                sampling: &greedy,
+                costs: &costs,
+                draft_all: round < 60,
+            };
+            out = Proposal::new();
+            d.propose(&req, &mut Rng::new(0), &mut out).unwrap();
+            if round == 60 {
+                break;
+            }
+            let n = out.len();
+            text.extend_from_slice(&out.tokens);
+            text.push(3);
+            d.on_verdict(
+                &text,
+                &VerifyOutcome {
+                    accepted: n,
+                    verified: n,
+                    ..VerifyOutcome::default()
+                },
+            )
+            .unwrap();
+        }
+        // From the pending 3: 0, 1, 2 sure, then the hesitant 3, now trusted.
+        assert_eq!(out.tokens, vec![0, 1, 2, 3, 0, 1], "{:?}", out.confidence);
+        assert!(out.confidence[3] > 0.9, "{:?}", out.confidence);
     }
 }

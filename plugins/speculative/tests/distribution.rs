@@ -116,6 +116,7 @@ impl Strategy for Control {
                 room: ctx.max_drafts(),
                 sampling: ctx.sampling,
                 costs: &costs,
+                draft_all: true,
             };
             self.drafter.propose(&req, ctx.rng, &mut self.proposal)?;
         }
