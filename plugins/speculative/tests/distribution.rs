@@ -77,6 +77,34 @@ fn stopping_rules_keep_the_distribution() {
     assert!(r.p_value > THRESHOLD, "{r:?}");
 }
 
+#[test]
+fn a_draft_that_paces_itself_keeps_the_distribution() {
+    // Adaptive with given memory-bound costs: the draft model goes on after
+    // a token only while its calibrated confidence says one more draft step
+    // pays, decided before the next token is drawn, so proposals come out
+    // one or two drafts long depending on the drafts themselves.
+    let costs = CostModel::calibrated(&[1.0, 1.05, 1.10, 1.15, 1.20], 0.05, 1);
+    let config = SpeculativeConfig {
+        draft_max: 4,
+        initial_costs: Some(costs),
+        ..SpeculativeConfig::default()
+    };
+    let mut s = speculative(uneven_draft(), config.clone());
+    let r = sample_and_test(&mut s, unfiltered(1.0));
+    eprintln!("paced drafting: {r:?}");
+    assert!(r.p_value > THRESHOLD, "{r:?}");
+    // Both lengths occur: it stops mid-draft on some steps and not others.
+    let mut s = speculative(uneven_draft(), config);
+    let params = GenerateParams {
+        max_tokens: 300,
+        sampling: unfiltered(1.0),
+    };
+    let g = generate(&mut target(), &mut s, &[0], &params, &mut |_| true).unwrap();
+    let by_size = &g.stats.passes_by_size;
+    assert!(by_size.get(1).is_some_and(|&n| n > 10), "{by_size:?}");
+    assert!(by_size.iter().skip(2).sum::<u64>() > 10, "{by_size:?}");
+}
+
 /// The wrong verification rules of the negative controls.
 #[derive(Clone, Copy, Debug)]
 enum Wrong {
