@@ -365,24 +365,29 @@ pub fn summarize(
         }
     }
     let mut out = Vec::new();
+    // The machine's phase per workload (and over all), computed once.
     let all: Vec<&RunRecord> = records.iter().collect();
-    let in_workload =
-        |w: &str| -> Vec<&RunRecord> { records.iter().filter(|r| r.workload == w).collect() };
+    let all_phase = baseline_pass_seconds(&all);
+    let phases: Vec<Option<f64>> = workloads
+        .iter()
+        .map(|w| {
+            let rows: Vec<&RunRecord> = records.iter().filter(|r| r.workload == *w).collect();
+            baseline_pass_seconds(&rows)
+        })
+        .collect();
     for info in strategies {
         let mine: Vec<&RunRecord> = records
             .iter()
             .filter(|r| r.strategy == info.label)
             .collect();
-        for w in &workloads {
+        for (w, &phase) in workloads.iter().zip(&phases) {
             let rows: Vec<&RunRecord> = mine.iter().copied().filter(|r| r.workload == *w).collect();
             if !rows.is_empty() {
-                let phase = baseline_pass_seconds(&in_workload(w));
                 out.push(pooled(&rows, info, greedy, w, phase));
             }
         }
         if workloads.len() > 1 && !mine.is_empty() {
-            let phase = baseline_pass_seconds(&all);
-            out.push(pooled(&mine, info, greedy, ALL_WORKLOADS, phase));
+            out.push(pooled(&mine, info, greedy, ALL_WORKLOADS, all_phase));
         }
     }
     out

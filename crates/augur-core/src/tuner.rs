@@ -339,9 +339,6 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
     fn greedy_only(&self) -> bool {
         self.inner.greedy_only()
     }
-    fn paces_itself(&self) -> bool {
-        self.inner.paces_itself()
-    }
     fn start(
         &mut self,
         tokens: &[crate::TokenId],
