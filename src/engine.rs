@@ -267,6 +267,9 @@ impl Engine {
                 target_cal.max_exact_pass,
             );
             costs.overlap = overlap;
+            // A real backend on a real machine: follow its drift from the
+            // calibration (at temperature 0 only; see `PhaseDrift`).
+            costs.drift.follow = true;
             build.costs = Some(costs);
             calibration = Some(target_cal);
         }

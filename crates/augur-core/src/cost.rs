@@ -26,6 +26,16 @@ const MIN_PHASE: u64 = 3;
 /// through in a few dozen samples.
 const SPIKE_CLIP: f64 = 1.5;
 
+/// Per-pass decay of a pass size's drift (about the last 20 passes of a size
+/// count).
+const DRIFT_DECAY: f64 = 0.95;
+/// How many passes the drift of all sizes together counts for in a size's
+/// own: a size seldom run follows the machine's overall drift.
+const DRIFT_PRIOR_WEIGHT: f64 = 3.0;
+/// A pass counts at most this far (as a factor, either way) from its
+/// calibrated time: one stall must not rewrite the table.
+const DRIFT_CLIP: f64 = 2.0;
+
 /// Cost of one more token in a target pass, in one-token passes, assumed
 /// before any pass was measured: the measured compute-bound case (a Q4_K_M
 /// target on 2 cores), the cautious choice, under which only drafts right
@@ -68,6 +78,71 @@ pub struct CostModel {
     /// machine: two thread teams on the same cores each run slower, and
     /// doing both at once takes as long as doing one after the other).
     pub overlap: f64,
+    /// How this run's passes compare with the calibrated ones, per pass
+    /// size (see [`PhaseDrift`]); runtime state, never serialized.
+    #[serde(skip)]
+    pub drift: PhaseDrift,
+}
+
+/// How far the machine has drifted from its calibration, per pass size.
+///
+/// Why: a shared machine's load does not slow every pass size alike. A
+/// one-token pass of a Q4_K_M target on 2 cores reads the weights and is
+/// bound by memory bandwidth, a 4-token pass is bound by compute; calibrated
+/// at 77 ms and 161 ms (2.1 one-token passes), the same passes took 65 ms
+/// and 160 ms (2.5) later in a bench, so every draft of 3 that the
+/// calibration said paid by 10 % lost 5 %. Following the drift keeps the
+/// relative costs those of the phase the run is in.
+///
+/// Each timed pass contributes its ratio to the calibrated time (clipped to
+/// a factor of [`DRIFT_CLIP`]) to its size's decayed mean; a size's factor
+/// is that mean, shrunk towards the mean of every size, so sizes seldom run
+/// move with the machine as a whole. Followed only where
+/// [`PhaseDrift::follow`] allows it and only at temperature 0
+/// ([`CostModel::begin_generation`]): under sampling, decisions that moved
+/// with the machine's load would make the text drawn from a seed depend on
+/// it; at temperature 0 the text is the target's whatever is drafted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PhaseDrift {
+    /// Whether the drift may be followed at all (real backends: the
+    /// in-memory models of the tests run far from any calibrated time).
+    pub follow: bool,
+    /// Whether it is followed in the generation under way.
+    active: bool,
+    /// `sums[k - 1]`, `weights[k - 1]`: decayed sum of the ratios of passes
+    /// over k tokens, and their decayed count.
+    sums: Vec<f64>,
+    weights: Vec<f64>,
+}
+
+impl PhaseDrift {
+    fn observe(&mut self, size: usize, ratio: f64) {
+        if size == 0 || !(ratio.is_finite() && ratio > 0.0) {
+            return;
+        }
+        if self.sums.len() < size {
+            self.sums.resize(size, 0.0);
+            self.weights.resize(size, 0.0);
+        }
+        let ratio = ratio.clamp(1.0 / DRIFT_CLIP, DRIFT_CLIP);
+        self.sums[size - 1] = DRIFT_DECAY * self.sums[size - 1] + ratio;
+        self.weights[size - 1] = DRIFT_DECAY * self.weights[size - 1] + 1.0;
+    }
+
+    /// The factor on a calibrated pass over `size` tokens (1 while not
+    /// followed or before any pass).
+    pub fn factor(&self, size: usize) -> f64 {
+        let weight: f64 = self.weights.iter().sum();
+        if !self.active || weight <= 0.0 {
+            return 1.0;
+        }
+        let overall = self.sums.iter().sum::<f64>() / weight;
+        let (sum, w) = match size.checked_sub(1) {
+            Some(i) if i < self.sums.len() => (self.sums[i], self.weights[i]),
+            _ => (0.0, 0.0),
+        };
+        (sum + DRIFT_PRIOR_WEIGHT * overall) / (w + DRIFT_PRIOR_WEIGHT)
+    }
 }
 
 impl Default for CostModel {
@@ -80,11 +155,19 @@ impl Default for CostModel {
             max_exact_pass: 0,
             fixed: false,
             overlap: 1.0,
+            drift: PhaseDrift::default(),
         }
     }
 }
 
 impl CostModel {
+    /// Starts a generation: the drift ([`PhaseDrift`]) is followed in it if
+    /// it may be and the decoding is greedy. What was learned of the drift
+    /// carries over: it is the machine's, not the text's.
+    pub fn begin_generation(&mut self, greedy: bool) {
+        self.drift.active = self.drift.follow && self.fixed && greedy;
+    }
+
     /// No measurements, and none to be made: costs follow the linear prior
     /// ([`CostModel::relative`]) and only one-token passes count as
     /// bit-exact.
@@ -147,6 +230,10 @@ impl CostModel {
     pub fn observe_target(&mut self, size: usize, seconds: f64) {
         if !self.fixed {
             self.record_target(size, seconds);
+        } else if self.drift.active {
+            if let Some(calibrated) = self.calibrated_target(size).filter(|&t| t > 0.0) {
+                self.drift.observe(size, seconds / calibrated);
+            }
         }
     }
 
@@ -311,7 +398,16 @@ impl CostModel {
     /// decreasing), or flat when only one size was measured. The flat guess is
     /// optimistic on purpose: trying a larger pass measures it, so an
     /// optimistic guess corrects itself while a pessimistic one never would.
+    ///
+    /// Calibrated costs are scaled by the machine's drift where it is
+    /// followed ([`PhaseDrift`]).
     pub fn target(&self, size: usize) -> Option<f64> {
+        self.calibrated_target(size)
+            .map(|t| t * self.drift.factor(size))
+    }
+
+    /// [`Self::target`] without the drift.
+    fn calibrated_target(&self, size: usize) -> Option<f64> {
         if size == 0 {
             return Some(0.0);
         }
@@ -341,8 +437,12 @@ impl CostModel {
     }
 
     /// Estimated seconds of one draft step; `None` before any measurement.
+    ///
+    /// Where the drift is followed, a draft step moves with the one-token
+    /// target pass: both are small passes bound by memory bandwidth.
     pub fn draft(&self) -> Option<f64> {
-        (self.draft_samples > 0 && valid(self.draft_seconds)).then_some(self.draft_seconds)
+        (self.draft_samples > 0 && valid(self.draft_seconds))
+            .then(|| self.draft_seconds * self.drift.factor(1))
     }
 
     /// The draft step cost the length choice uses: the measured one, or
@@ -549,6 +649,69 @@ mod tests {
             }
         }
         best.0
+    }
+
+    #[test]
+    fn calibrated_costs_follow_the_machines_drift_at_temperature_0_only() {
+        // Calibrated: 4 tokens cost 2 one-token passes; draft step 0.25.
+        let calibrated = || {
+            let mut c = CostModel::calibrated(&[1.0, 1.6, 2.0, 2.0], 0.25, 1);
+            c.drift.follow = true;
+            c
+        };
+        let run = |c: &mut CostModel| {
+            // The one-token passes now take 0.8, the 4-token ones what
+            // the calibration said.
+            for _ in 0..40 {
+                c.observe_target(1, 0.8);
+            }
+            for _ in 0..20 {
+                c.observe_target(4, 2.0);
+            }
+        };
+        let mut c = calibrated();
+        c.begin_generation(true);
+        for _ in 0..40 {
+            c.observe_target(1, 0.8);
+        }
+        // A size not run yet moves with the machine as a whole.
+        assert!((c.relative(4) - 2.0).abs() < 1e-9, "{}", c.relative(4));
+        assert!((c.draft().unwrap() - 0.2).abs() < 0.01);
+        for _ in 0..20 {
+            c.observe_target(4, 2.0);
+        }
+        let followed = c.relative(4);
+        assert!(followed > 2.3 && followed < 2.5 + 1e-9, "{followed}");
+        // Decisions follow: a draft of 3 at 0.6 paid by the calibration,
+        // not in this phase.
+        let conf = [0.6; 3];
+        assert_eq!(calibrated().best_prefix(&conf, 3).0, 3);
+        assert_eq!(c.best_prefix(&conf, 3).0, 0);
+        // It carries over to the next greedy generation, but a sampled one
+        // uses the calibration as it is and learns nothing.
+        c.begin_generation(true);
+        assert!((c.relative(4) - followed).abs() < 1e-12);
+        c.begin_generation(false);
+        assert!((c.relative(4) - 2.0).abs() < 1e-12);
+        c.observe_target(4, 100.0);
+        c.begin_generation(true);
+        assert!((c.relative(4) - followed).abs() < 1e-12);
+        // Not allowed to follow (the default), or costs measured in the run:
+        // no drift.
+        let mut off = CostModel::calibrated(&[1.0, 1.6, 2.0, 2.0], 0.25, 1);
+        off.begin_generation(true);
+        run(&mut off);
+        assert!((off.relative(4) - 2.0).abs() < 1e-12);
+        let mut measured = CostModel::measured();
+        measured.drift.follow = true;
+        measured.begin_generation(true);
+        run(&mut measured);
+        assert!((measured.relative(4) - 2.5).abs() < 0.05);
+        // One stall counts as at most twice the calibrated time.
+        let mut stall = calibrated();
+        stall.begin_generation(true);
+        stall.observe_target(1, 1000.0);
+        assert!((stall.target(1).unwrap() - 2.0).abs() < 1e-9);
     }
 
     #[test]

@@ -168,6 +168,7 @@ impl<D: Drafter> Strategy for DraftVerify<D> {
                 ),
             });
         }
+        self.costs.begin_generation(ctx.sampling.is_greedy());
         let n_vocab = ctx.target.n_vocab();
         self.drafter.start(ctx.tokens, n_vocab, ctx.sampling)?;
         if sequences > 1 {

@@ -83,7 +83,7 @@ pub mod verify;
 
 pub use best_of::BestOf;
 pub use confidence::ConfidenceMap;
-pub use cost::CostModel;
+pub use cost::{CostModel, PhaseDrift};
 pub use draft::{
     Branch, DraftRequest, Drafter, Forecast, NoDrafter, Proposal, SideEntry, VerifyOutcome,
 };

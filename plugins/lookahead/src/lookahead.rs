@@ -35,6 +35,8 @@
 //! pool is filled by the window's harvest alone, as in the paper and
 //! llama.cpp.
 
+use std::collections::VecDeque;
+
 use augur_core::strategy::Exactness;
 use augur_core::{
     Branch, BuildEnv, Built, CoreError, CostModel, DraftRequest, DraftSettings, DraftVerify,
@@ -89,15 +91,72 @@ pub struct LookaheadConfig {
     pub pool_from_output: bool,
 }
 
-/// A lookahead step must be able to emit this much more than its pass costs
-/// (in one-token passes) with every candidate token accepted, or it is not
-/// tried at all.
+/// A lookahead step must be expected to emit this much more than its pass
+/// costs (in one-token passes), or the step is a plain one.
 const PAYS_MARGIN: f64 = 1.1;
-/// Plain steps after a lookahead step that did not pay, doubling up to
-/// [`MAX_BACKOFF`] while probes keep failing.
-const MIN_BACKOFF: usize = 8;
-/// The longest run of plain steps between probes.
-const MAX_BACKOFF: usize = 256;
+/// The chance a pool candidate's token is right (given the ones before it
+/// were) assumed before any candidate was checked: cautious, since checking
+/// costs nothing (see [`CandidateRates`]).
+const PRIOR_RATE: f64 = 0.3;
+/// How many checks [`PRIOR_RATE`] counts for.
+const PRIOR_WEIGHT: f64 = 2.0;
+/// Per-check decay of the counts (about the last 20 checks of a position
+/// count), so the rates follow the text's regime.
+const RATE_DECAY: f64 = 0.95;
+
+/// How often the pool's candidates turned out right, per candidate position.
+///
+/// Every step's candidates are checked against the text that was committed
+/// after them, whether or not they were verified: the committed text is the
+/// target's argmax chain, so it is what verification would have accepted.
+/// So the rates keep learning during plain steps, for free, and lookahead
+/// steps run only when the pool is right often enough to pay for their
+/// larger pass, never as probes that only cost.
+#[derive(Debug, Clone, Default)]
+struct CandidateRates {
+    hits: Vec<f64>,
+    seen: Vec<f64>,
+}
+
+impl CandidateRates {
+    fn clear(&mut self, positions: usize) {
+        self.hits = vec![0.0; positions];
+        self.seen = vec![0.0; positions];
+    }
+
+    /// The chance that candidate position `i` is right given the ones before
+    /// it were.
+    fn rate(&self, i: usize) -> f64 {
+        let (h, n) = (
+            self.hits.get(i).copied().unwrap_or(0.0),
+            self.seen.get(i).copied().unwrap_or(0.0),
+        );
+        (h + PRIOR_RATE * PRIOR_WEIGHT) / (n + PRIOR_WEIGHT)
+    }
+
+    /// Candidates whose longest one was right for its first `matched`
+    /// tokens, out of `len`.
+    fn observe(&mut self, matched: usize, len: usize) {
+        for i in 0..len.min(self.seen.len()) {
+            if matched < i {
+                break;
+            }
+            self.seen[i] = RATE_DECAY * self.seen[i] + 1.0;
+            self.hits[i] = RATE_DECAY * self.hits[i] + f64::from(u8::from(matched > i));
+        }
+    }
+
+    /// Expected tokens a step emits whose longest candidate has `len` tokens:
+    /// 1 + r₀ + r₀r₁ + ….
+    fn expected(&self, len: usize) -> f64 {
+        let (mut expected, mut reach) = (1.0, 1.0);
+        for i in 0..len {
+            reach *= self.rate(i);
+            expected += reach;
+        }
+        expected
+    }
+}
 
 impl Default for LookaheadConfig {
     fn default() -> Self {
@@ -234,9 +293,10 @@ impl StrategyPlugin for LookaheadConfig {
 /// tokens in order when the pending token did not occur before. Guesses only
 /// affect speed, never the output.
 ///
-/// With a calibrated cost model it backs off to plain decoding while its
-/// steps emit fewer tokens than they cost, and probes again after 8, 16, …
-/// 256 plain steps.
+/// With a calibrated cost model a step is a lookahead step only while the
+/// tokens it is expected to emit (from how often the pool's candidates were
+/// right, checked every step against the committed text) cover what its pass
+/// costs; otherwise it is a plain step.
 #[derive(Debug, Clone)]
 pub struct LookaheadDrafter {
     config: LookaheadConfig,
@@ -250,12 +310,11 @@ pub struct LookaheadDrafter {
     candidates: Vec<Vec<TokenId>>,
     /// The step in flight is a lookahead step.
     in_flight: bool,
-    /// Running estimate of tokens emitted per lookahead step.
-    gain: f64,
-    /// Plain steps left before the next lookahead step.
-    plain_left: usize,
-    /// Plain steps after the next lookahead step that does not pay.
-    backoff: usize,
+    /// How often candidates were right.
+    rates: CandidateRates,
+    /// Candidates offered and not yet checked: the text length when they
+    /// were offered (they continue its last token), and the candidates.
+    watched: VecDeque<(usize, Vec<Vec<TokenId>>)>,
     /// Steps whose candidate was accepted.
     pool_hits: u64,
 }
@@ -274,9 +333,8 @@ impl LookaheadDrafter {
             output_from: 0,
             candidates: Vec::new(),
             in_flight: false,
-            gain: 0.0,
-            plain_left: 0,
-            backoff: MIN_BACKOFF,
+            rates: CandidateRates::default(),
+            watched: VecDeque::new(),
             pool_hits: 0,
             config,
         }
@@ -330,19 +388,22 @@ impl LookaheadDrafter {
         k
     }
 
-    /// After a lookahead step that cost `cost` one-token passes (when the
-    /// cost model has measurements) and emitted `emitted`: back off to plain
-    /// decoding while steps cost more than they emit.
-    fn account(&mut self, cost: Option<f64>, emitted: usize) {
-        let Some(cost) = cost else {
-            return;
-        };
-        self.gain = 0.7 * self.gain + 0.3 * emitted as f64;
-        if self.gain < cost {
-            self.plain_left = self.backoff;
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        } else {
-            self.backoff = MIN_BACKOFF;
+    /// Checks the watched candidates that the committed `tokens` now cover
+    /// (see [`CandidateRates`]).
+    fn check_watched(&mut self, tokens: &[TokenId]) {
+        while let Some((at, cands)) = self.watched.front() {
+            let len = cands.iter().map(Vec::len).max().unwrap_or(0);
+            if tokens.len() < at + len {
+                break;
+            }
+            let text = &tokens[*at..];
+            let matched = cands
+                .iter()
+                .map(|c| c.iter().zip(text).take_while(|(a, b)| a == b).count())
+                .max()
+                .unwrap_or(0);
+            self.rates.observe(matched, len);
+            self.watched.pop_front();
         }
     }
 }
@@ -367,11 +428,8 @@ impl Drafter for LookaheadDrafter {
         _sampling: &SamplingParams,
     ) -> Result<(), CoreError> {
         self.pool.clear();
-        // Start optimistic (as if every step emitted N tokens), so the first
-        // steps are lookahead steps that measure what it really gives.
-        self.gain = self.config.ngram as f64;
-        self.plain_left = 0;
-        self.backoff = MIN_BACKOFF;
+        self.rates.clear(self.config.ngram - 1);
+        self.watched.clear();
         self.pool_hits = 0;
         self.in_flight = false;
         self.init_window(tokens);
@@ -397,28 +455,28 @@ impl Drafter for LookaheadDrafter {
         if extent > req.room {
             return Ok(());
         }
-        if self.plain_left > 0 {
-            self.plain_left -= 1;
-            return Ok(());
-        }
         let Some(&x) = req.tokens.last() else {
             return Ok(());
         };
         // Candidates: the pool's continuations under x, each on its own
-        // sequence.
+        // sequence. They are checked against the text to come whether or
+        // not this step verifies them.
         self.candidates.clear();
         self.candidates
             .extend(self.pool.get(x).take(g_max).map(<[TokenId]>::to_vec));
-        // Where even a step whose longest candidate is accepted whole would
-        // not cover what its pass costs, lookahead cannot pay: stay plain,
-        // as the draft tuner does on a compute-bound target (with W = 1,
-        // N = 3, G = 1 a pass of 4 tokens costs 2.8 one-token passes on a
-        // Q4_K_M target on 2 cores, 1.6 on its F16 conversion; a step
-        // without candidates emits one token whatever it costs).
+        if !self.candidates.is_empty() {
+            self.watched
+                .push_back((req.tokens.len(), self.candidates.clone()));
+        }
+        // A lookahead step only where the tokens it is expected to emit cover
+        // what its pass costs (with W = 1, N = 3, G = 1 a pass of 4 tokens
+        // costs 2.1-2.5 one-token passes on a Q4_K_M target on 2 cores, 1.6
+        // on its F16 conversion; a step without candidates emits one token
+        // whatever it costs).
         let size = 1 + self.candidates.iter().map(Vec::len).sum::<usize>() + (w - 1) + (n - 2) * w;
-        let most = 1 + self.candidates.iter().map(Vec::len).max().unwrap_or(0);
+        let longest = self.candidates.iter().map(Vec::len).max().unwrap_or(0);
         if let Some(cost) = req.costs.measured_relative(size) {
-            if (most as f64) < cost * PAYS_MARGIN {
+            if self.rates.expected(longest) < cost * PAYS_MARGIN {
                 self.candidates.clear();
                 return Ok(());
             }
@@ -488,8 +546,8 @@ impl Drafter for LookaheadDrafter {
             if m > 1 {
                 self.pool_hits += 1;
             }
-            self.account(outcome.relative_cost, m);
         }
+        self.check_watched(tokens);
         if self.config.pool_from_output {
             self.output_from = self.add_text_ngrams(tokens, self.output_from);
         }
@@ -865,38 +923,65 @@ mod tests {
     }
 
     #[test]
-    fn backs_off_to_plain_decoding_when_steps_do_not_pay() {
-        let target = InMemoryModel::random(12, 5).with_history(3);
-        let prompt = [1, 2, 3, 4, 5, 6];
-        let params = GenerateParams {
-            max_tokens: 120,
+    fn runs_lookahead_steps_only_while_checked_candidates_pay() {
+        let greedy = |max_tokens| GenerateParams {
+            max_tokens,
             sampling: SamplingParams::greedy(),
         };
+        // Passes of more than one token after the prefill.
+        let big = |m: &InMemoryModel| m.batch_sizes.iter().skip(1).filter(|&&b| b > 1).count();
+        // Text the pool cannot predict: its candidates come out wrong.
+        let target = InMemoryModel::random(12, 5).with_history(3);
+        let prompt = [1, 2, 3, 4, 5, 6];
         let mut base_model = target.clone();
         let base = generate(
             &mut base_model,
             &mut augur_baseline::Baseline,
             &prompt,
-            &params,
+            &greedy(120),
             &mut |_| true,
         )
         .unwrap();
-        // Every pass of more than one token costs ten one-token passes.
-        let mut seconds = vec![1.0];
-        seconds.extend(std::iter::repeat_n(10.0, 15));
-        let costs = CostModel::calibrated(&seconds, 0.0, 1);
-        let mut s = Lookahead::with_costs(LookaheadConfig::new(1, 3, 1), costs).unwrap();
+        // A pass of 4 tokens costs 1.6 one-token passes (an F16 target).
+        let cheap = CostModel::linear(0.2, 16);
+        let mut s = Lookahead::with_costs(LookaheadConfig::new(1, 3, 1), cheap.clone()).unwrap();
         let mut m = target.clone();
-        let g = generate(&mut m, &mut s, &prompt, &params, &mut |_| true).unwrap();
+        let g = generate(&mut m, &mut s, &prompt, &greedy(120), &mut |_| true).unwrap();
         assert_eq!(g.tokens, base.tokens);
-        let big = m.batch_sizes.iter().filter(|&&b| b > 1).count();
-        // Probes after 8, 16, 32, 64 plain steps: a handful of big passes.
-        assert!(big <= 8, "{big} lookahead steps in {:?}", m.batch_sizes);
-        // Without measured costs it never backs off.
+        // Candidates were checked on plain steps too, and came out wrong
+        // often enough that no step pays for its pass.
+        let rates: Vec<f64> = (0..2).map(|i| s.inner.drafter().rates.rate(i)).collect();
+        assert!(rates[0] < 0.5, "{rates:?}");
+        assert!(
+            big(&m) <= 3,
+            "{} lookahead steps in {:?}",
+            big(&m),
+            m.batch_sizes
+        );
+        // Without measured costs every step is a lookahead step.
         let mut s = Lookahead::new(LookaheadConfig::new(1, 3, 1)).unwrap();
         let mut m = target.clone();
-        let g = generate(&mut m, &mut s, &prompt, &params, &mut |_| true).unwrap();
+        let g = generate(&mut m, &mut s, &prompt, &greedy(120), &mut |_| true).unwrap();
         assert_eq!(g.tokens, base.tokens);
-        assert!(m.batch_sizes.iter().filter(|&&b| b > 1).count() > 20);
+        assert!(big(&m) > 60, "{}", big(&m));
+        // Text the pool predicts (a cycle): the checks learn it, and the
+        // lookahead steps run and emit several tokens each.
+        let mut s = Lookahead::with_costs(LookaheadConfig::new(1, 3, 1), cheap).unwrap();
+        let mut m = cycle_model();
+        let g = generate(&mut m, &mut s, &[0, 1, 2, 0], &greedy(60), &mut |_| true).unwrap();
+        let want: Vec<TokenId> = (0..60).map(|i| ((i + 1) % 3) as TokenId).collect();
+        assert_eq!(g.tokens, want);
+        assert!(s.inner.drafter().rates.rate(1) > 0.8);
+        assert!(g.stats.target_passes <= 30, "{:?}", g.stats);
+        // Where a pass of 4 costs ten one-token passes nothing pays, however
+        // right the candidates are.
+        let mut seconds = vec![1.0];
+        seconds.extend(std::iter::repeat_n(10.0, 15));
+        let dear = CostModel::calibrated(&seconds, 0.0, 1);
+        let mut s = Lookahead::with_costs(LookaheadConfig::new(1, 3, 1), dear).unwrap();
+        let mut m = cycle_model();
+        let g = generate(&mut m, &mut s, &[0, 1, 2, 0], &greedy(60), &mut |_| true).unwrap();
+        assert_eq!(g.tokens, want);
+        assert_eq!(big(&m), 0, "{:?}", m.batch_sizes);
     }
 }
