@@ -28,7 +28,9 @@
 //! One cost model, [`CostModel`], says what a target pass of k tokens costs
 //! (calibrated per machine, model and thread count, or measured during the
 //! run), what a draft step costs, which pass sizes are bit-exact and how much
-//! drafting can overlap verification. Every policy asks it the same
+//! drafting can overlap verification; at temperature 0 calibrated costs follow
+//! the machine's drift from its calibration, per pass size ([`PhaseDrift`]).
+//! Every policy asks it the same
 //! questions: [`cost::speedup`] (expected speedup of drafting γ tokens with
 //! acceptance α), [`CostModel::best_prefix`], and, for a drafter that can
 //! stop mid-draft, [`CostModel::drafting_more_pays`] (a draft model stops
