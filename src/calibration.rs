@@ -36,6 +36,12 @@ pub const EXACTNESS_CONTEXTS: [usize; 3] = [16, 300, 600];
 /// after 300 tokens than after 16 on a Q4_K_M target on 2 cores).
 const TIMING_CONTEXT: usize = 1;
 
+/// The second context pass costs are timed after: a long prompt. Passes of
+/// several tokens grow with the context faster than one-token passes (see
+/// `augur_core::ContextGrowth`), so costs timed at one context alone
+/// mispredict runs on long prompts.
+pub const LONG_TIMING_CONTEXT: usize = 1024;
+
 /// Positions compared per context length and pass size by default.
 pub const DEFAULT_POSITIONS: usize = 16;
 
@@ -72,9 +78,41 @@ pub struct Calibration {
     /// of its work); 0 in calibrations from before it was measured.
     #[serde(default)]
     pub catch_up_seconds: f64,
+    /// Median seconds of one pass over k tokens after
+    /// [`Calibration::long_timed_after`] tokens, at index k − 1; empty in
+    /// calibrations from before it was measured.
+    #[serde(default)]
+    pub long_pass_seconds: Vec<f64>,
+    /// The long context `long_pass_seconds` were timed after (0: none).
+    #[serde(default)]
+    pub long_timed_after: usize,
 }
 
 impl Calibration {
+    /// How the relative cost of a pass grows with the context, from the
+    /// passes timed at two contexts (empty when only one was timed).
+    pub fn context_growth(&self) -> augur_core::ContextGrowth {
+        augur_core::ContextGrowth::between(
+            self.timed_after,
+            &self.pass_seconds,
+            self.long_timed_after,
+            &self.long_pass_seconds,
+        )
+    }
+
+    /// The cost model for a target calibrated so, with `draft_seconds` per
+    /// draft step (0 for model-free drafting): the calibrated passes, their
+    /// growth with the context and the bit-exact size.
+    pub fn costs(&self, draft_seconds: f64) -> augur_core::CostModel {
+        let mut costs = augur_core::CostModel::calibrated(
+            &self.pass_seconds,
+            draft_seconds,
+            self.max_exact_pass,
+        );
+        costs.growth = self.context_growth();
+        costs
+    }
+
     /// Tokens per second of a pass over k tokens.
     pub fn throughput(&self, k: usize) -> Option<f64> {
         self.pass_seconds
@@ -136,7 +174,7 @@ fn fnv1a(s: &str) -> u64 {
 pub fn cache_path(model: &GgufModel, threads: usize) -> PathBuf {
     let threads = resolve_threads(threads);
     let key = format!(
-        "{}|{}|{threads}|{}|{:?}|timed after {}, interleaved, catch-up timed",
+        "{}|{}|{threads}|{}|{:?}|timed after {} and {LONG_TIMING_CONTEXT}, interleaved, catch-up timed",
         model.identity(),
         machine_id(),
         build_id(),
@@ -274,15 +312,20 @@ pub fn measure(
     }
     crate::limits::check_threads("threads", threads)?;
     let threads = resolve_threads(threads);
-    let longest = EXACTNESS_CONTEXTS.iter().copied().max().unwrap_or(16);
+    let longest = EXACTNESS_CONTEXTS
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(16)
+        .max(LONG_TIMING_CONTEXT);
     let mut text = String::new();
     let mut tokens: Vec<TokenId> = Vec::new();
-    while tokens.len() < longest + positions + 1 {
+    while tokens.len() < longest + positions.max(max_pass).max(TIMED_TOKENS_PER_ROUND) + 1 {
         text.push_str(CALIBRATION_TEXT);
         tokens = model.tokenize(&text, true)?;
     }
     let mut session = model.new_session(&ContextParams {
-        n_ctx: longest + positions + 64,
+        n_ctx: longest + positions.max(max_pass).max(TIMED_TOKENS_PER_ROUND) + 64,
         n_threads: threads,
         ..ContextParams::default()
     })?;
@@ -346,6 +389,20 @@ pub fn measure(
                 time_passes(&mut session, &tokens, prefix, max_pass)?;
         }
     }
+    // The same passes after a long prompt: the cache holds the last
+    // exactness context's prefix; fill it up to the long one.
+    let filled = *EXACTNESS_CONTEXTS.last().unwrap_or(&0);
+    session.remove_from(0, filled).map_err(core)?;
+    prefill_batch.clear();
+    prefill_batch.add_run(
+        &tokens[filled..LONG_TIMING_CONTEXT],
+        filled,
+        RunLogits::None,
+    );
+    session
+        .eval(&prefill_batch, &mut prefill_out)
+        .map_err(core)?;
+    let (long_pass_seconds, _) = time_passes(&mut session, &tokens, LONG_TIMING_CONTEXT, max_pass)?;
     let max_exact_pass = exact.iter().take_while(|&&e| e).count().max(1);
     Ok(Calibration {
         model: model.identity(),
@@ -359,6 +416,8 @@ pub fn measure(
         positions,
         timed_after: EXACTNESS_CONTEXTS[TIMING_CONTEXT],
         catch_up_seconds,
+        long_pass_seconds,
+        long_timed_after: LONG_TIMING_CONTEXT,
     })
 }
 
@@ -451,6 +510,8 @@ mod tests {
             positions: 16,
             timed_after: 300,
             catch_up_seconds: 0.0,
+            long_pass_seconds: Vec::new(),
+            long_timed_after: 0,
         };
         // 10 ms one-token passes, 16 ms two-token ones: 10 + 6 / 3.
         assert!((cal(vec![0.010, 0.016]).draft_step_seconds() - 0.012).abs() < 1e-12);

@@ -261,11 +261,7 @@ impl Engine {
             // its own hides nothing (see `CostModel::overlap`).
             let cpu_only = options.n_gpu_layers == 0 && options.n_gpu_layers_draft == 0;
             let overlap = if cpu_only { 0.0 } else { 1.0 };
-            let mut costs = augur_core::CostModel::calibrated(
-                &target_cal.pass_seconds,
-                draft_seconds,
-                target_cal.max_exact_pass,
-            );
+            let mut costs = target_cal.costs(draft_seconds);
             costs.overlap = overlap;
             // A real backend on a real machine: follow its drift from the
             // calibration (at temperature 0 only; see `PhaseDrift`).

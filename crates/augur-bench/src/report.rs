@@ -30,6 +30,8 @@ pub struct ContenderInfo {
     pub pass_seconds: Option<Vec<f64>>,
     /// Calibration: seconds of one draft model step (speculative decoding).
     pub draft_step_seconds: Option<f64>,
+    /// Calibration: how the relative cost of a pass grows with the context.
+    pub context_growth: Option<augur::core::ContextGrowth>,
 }
 
 /// The run's settings.
@@ -161,16 +163,20 @@ pub struct Report {
 /// Tokens/s the calibration predicts for `records` (see
 /// [`Summary::predicted_tokens_per_second`]): each target pass at the
 /// calibrated time of its size ([`CostModel::calibrated`], which extrapolates
-/// past the calibrated sizes), each draft-model pass at `draft_step` (when
+/// past the calibrated sizes) at the run's mean context (`growth`: its
+/// prompt and half its tokens), each draft-model pass at `draft_step` (when
 /// calibrated), everything else as the runs measured it.
 fn predicted_tokens_per_second(
     records: &[&RunRecord],
     pass_seconds: &[f64],
+    growth: Option<&augur::core::ContextGrowth>,
     draft_step: Option<f64>,
 ) -> Option<f64> {
-    let costs = augur::core::CostModel::calibrated(pass_seconds, 0.0, 0);
+    let mut costs = augur::core::CostModel::calibrated(pass_seconds, 0.0, 0);
+    costs.growth = growth.cloned().unwrap_or_default();
     let (mut tokens, mut seconds) = (0.0, 0.0);
     for r in records {
+        costs.set_context(r.n_prompt + r.n_generated / 2);
         let verify: f64 = r
             .passes_by_size
             .iter()
@@ -276,7 +282,7 @@ fn pooled(
             };
             let pass: Vec<f64> = pass.iter().map(|s| s * phase).collect();
             let step = info.draft_step_seconds.map(|s| s * phase);
-            predicted_tokens_per_second(records, &pass, step)
+            predicted_tokens_per_second(records, &pass, info.context_growth.as_ref(), step)
         });
     let sizes = records
         .iter()
@@ -655,16 +661,28 @@ mod tests {
         // 0.5 * 20 / tps / 10 = 0.05 s at 20 tok/s): 10 s of verification
         // plus 0.5 s of the rest for 20 tokens.
         let r = rec("prompt-lookup", "code", "p", 20.0, 1.0);
-        let p = predicted_tokens_per_second(&[&r], &[1.0, 1.0, 1.0], None).unwrap();
+        let p = predicted_tokens_per_second(&[&r], &[1.0, 1.0, 1.0], None, None).unwrap();
         assert!((p - 20.0 / 10.5).abs() < 1e-9, "{p}");
         // A calibration that matches the run predicts its tokens/s.
-        let p = predicted_tokens_per_second(&[&r], &[0.05, 0.05, 0.05], None).unwrap();
+        let p = predicted_tokens_per_second(&[&r], &[0.05, 0.05, 0.05], None, None).unwrap();
         assert!((p - 20.0).abs() < 1e-9, "{p}");
         // Draft passes at the calibrated draft step.
         let mut d = r.clone();
         d.draft_passes = 10;
         d.draft_critical_seconds = 0.0;
-        let p = predicted_tokens_per_second(&[&d], &[0.05, 0.05, 0.05], Some(0.05)).unwrap();
+        let p = predicted_tokens_per_second(&[&d], &[0.05, 0.05, 0.05], None, Some(0.05)).unwrap();
+        assert!((p - 20.0 / 1.5).abs() < 1e-9, "{p}");
+        // Passes at the run's mean context: a 3-token pass calibrated after
+        // 100 tokens, growing by 1 % per token, costs twice as much after
+        // 190 + 20 / 2 = 200.
+        let growth = augur::core::ContextGrowth {
+            timed_after: 100,
+            per_token: vec![0.0, 0.0, 0.01],
+        };
+        let mut long = r.clone();
+        long.n_prompt = 190;
+        let p = predicted_tokens_per_second(&[&long], &[0.05, 0.05, 0.05], Some(&growth), None)
+            .unwrap();
         assert!((p - 20.0 / 1.5).abs() < 1e-9, "{p}");
     }
 
@@ -678,6 +696,7 @@ mod tests {
             max_exact_pass: Some(4),
             pass_seconds: Some(vec![1.0, 1.0, 1.0, 1.0]),
             draft_step_seconds: None,
+            context_growth: None,
         }
     }
 

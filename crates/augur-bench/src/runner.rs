@@ -527,6 +527,7 @@ pub fn run(
                     .map(|d| d.path().display().to_string()),
                 max_exact_pass: cal.map(|c| c.max_exact_pass),
                 pass_seconds: cal.map(|c| c.pass_seconds.clone()),
+                context_growth: cal.map(|c| c.context_growth()),
                 draft_step_seconds: c.engine.draft_model().and_then(|d| {
                     let o = c.engine.options();
                     let threads = if o.draft_threads == 0 {

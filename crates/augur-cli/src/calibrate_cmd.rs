@@ -55,6 +55,9 @@ struct PassRow {
     seconds: f64,
     tokens_per_second: f64,
     relative_cost: f64,
+    /// The cost relative to a one-token pass after the long context
+    /// (0 where not timed).
+    relative_cost_long: f64,
     max_logit_diff: f32,
     bit_identical: bool,
 }
@@ -82,6 +85,8 @@ struct Output {
     machine: String,
     threads: usize,
     positions: usize,
+    /// The two contexts passes were timed after.
+    timed_after: [usize; 2],
     passes: Vec<PassRow>,
     max_exact_pass: usize,
     auto_mode_bit_exact: bool,
@@ -161,6 +166,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
     // Refresh the cache the engine reads, so later runs use this measurement.
     calibration::store(&target, &cal);
     let t1 = cal.pass_seconds.first().copied().unwrap_or(0.0);
+    let long_t1 = cal.long_pass_seconds.first().copied().unwrap_or(0.0);
     let draft = match &draft_path {
         Some(path) => {
             let model = augur::load_model(path, args.n_gpu_layers_draft)?;
@@ -198,6 +204,10 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
             seconds: s,
             tokens_per_second: cal.throughput(i + 1).unwrap_or(0.0),
             relative_cost: if t1 > 0.0 { s / t1 } else { 0.0 },
+            relative_cost_long: match cal.long_pass_seconds.get(i) {
+                Some(&l) if long_t1 > 0.0 => l / long_t1,
+                _ => 0.0,
+            },
             max_logit_diff: cal.max_logit_diff.get(i).copied().unwrap_or(0.0),
             bit_identical: i < cal.max_exact_pass,
         })
@@ -207,6 +217,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
         machine: cal.machine.clone(),
         threads: cal.threads,
         positions: cal.positions,
+        timed_after: [cal.timed_after, cal.long_timed_after],
         passes,
         max_exact_pass: cal.max_exact_pass,
         auto_mode_bit_exact: ExactMode::Auto.resolve(cal.max_exact_pass),
@@ -229,19 +240,26 @@ fn render(out: &Output, gamma_max: usize) -> String {
     let _ = writeln!(s, "- machine: {}, {} threads", out.machine, out.threads);
     let _ = writeln!(s, "- positions compared per pass size: {}\n", out.positions);
     let _ = writeln!(s, "### Target pass cost\n");
+    let [short, long] = out.timed_after;
     let _ = writeln!(
         s,
-        "| k | seconds/pass | tokens/s | cost vs 1 pass | max logit diff | bit-identical |"
+        "Timed after {short} tokens of context; the last cost column after {long} (attention \
+         grows with the context, more for passes of several tokens).\n"
     );
-    let _ = writeln!(s, "|--:|--:|--:|--:|--:|:-:|");
+    let _ = writeln!(
+        s,
+        "| k | seconds/pass | tokens/s | cost vs 1 pass | after {long} | max logit diff | bit-identical |"
+    );
+    let _ = writeln!(s, "|--:|--:|--:|--:|--:|--:|:-:|");
     for r in &out.passes {
         let _ = writeln!(
             s,
-            "| {} | {:.5} | {:.1} | {:.2} | {} | {} |",
+            "| {} | {:.5} | {:.1} | {:.2} | {:.2} | {} | {} |",
             r.k,
             r.seconds,
             r.tokens_per_second,
             r.relative_cost,
+            r.relative_cost_long,
             if r.max_logit_diff == 0.0 {
                 "0".to_string()
             } else {

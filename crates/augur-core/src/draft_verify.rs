@@ -189,6 +189,8 @@ impl<D: Drafter> Strategy for DraftVerify<D> {
     fn step(&mut self, ctx: &mut StepContext<'_>) -> Result<(), CoreError> {
         let room = ctx.target.n_ctx().saturating_sub(ctx.pending_pos() + 1);
         let max = self.draft_cap().min(ctx.max_drafts());
+        // Costs at this context: passes of several tokens grow with it.
+        self.costs.set_context(ctx.pending_pos());
         self.proposal.clear();
         let t0 = Instant::now();
         {

@@ -28,8 +28,11 @@
 //! One cost model, [`CostModel`], says what a target pass of k tokens costs
 //! (calibrated per machine, model and thread count, or measured during the
 //! run), what a draft step costs, which pass sizes are bit-exact and how much
-//! drafting can overlap verification; at temperature 0 calibrated costs follow
-//! the machine's drift from its calibration, per pass size ([`PhaseDrift`]).
+//! drafting can overlap verification. Calibrated costs follow the context
+//! (passes of several tokens grow with the KV cache faster than one-token
+//! passes, timed at two contexts: [`ContextGrowth`]; the driver sets the
+//! context each step) and, at temperature 0, the machine's drift from its
+//! calibration, per pass size ([`PhaseDrift`]).
 //! Every policy asks it the same
 //! questions: [`cost::speedup`] (expected speedup of drafting γ tokens with
 //! acceptance α), [`CostModel::best_prefix`], and, for a drafter that can
@@ -85,7 +88,7 @@ pub mod verify;
 
 pub use best_of::BestOf;
 pub use confidence::ConfidenceMap;
-pub use cost::{CostModel, PhaseDrift};
+pub use cost::{ContextGrowth, CostModel, PhaseDrift};
 pub use draft::{
     Branch, DraftRequest, Drafter, Forecast, NoDrafter, Proposal, SideEntry, VerifyOutcome,
 };
