@@ -534,4 +534,21 @@ mod tests {
         assert_eq!(option_env!("LLAMA_LIB_PROFILE"), Some("Release"));
         assert!(build_id().contains("(Release)"), "{}", build_id());
     }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn ggml_is_built_without_amx_kernels() {
+        // .cargo/config.toml keeps them out: on some Sapphire Rapids-class
+        // machines their first matrix multiply faults and every model load
+        // dies (the real-model tests then fail with SIGSEGV).
+        for flags in [
+            option_env!("CFLAGS_x86_64_unknown_linux_gnu"),
+            option_env!("CXXFLAGS_x86_64_unknown_linux_gnu"),
+        ] {
+            let flags = flags.unwrap_or("");
+            for f in ["-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16"] {
+                assert!(flags.contains(f), "{f} missing from {flags:?}");
+            }
+        }
+    }
 }
