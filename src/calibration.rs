@@ -214,7 +214,8 @@ pub fn store(model: &GgufModel, calibration: &Calibration) {
         .and_then(|()| std::fs::rename(&tmp, &path));
     if let Err(e) = written {
         let _ = STORE_FAILURE.set(format!(
-            "cannot write the calibration cache {} ({e}): drafting strategies will              calibrate again on every run (set AUGUR_CACHE_DIR to a writable directory)",
+            "cannot write the calibration cache {} ({e}): drafting strategies will \
+             calibrate again on every run (set AUGUR_CACHE_DIR to a writable directory)",
             path.display()
         ));
     }
@@ -279,11 +280,26 @@ pub fn cached_or_measure(
     if let Some(c) = cached(model, threads, max_pass) {
         return Ok(c);
     }
+    // One calibration at a time per process: two measured at once (engines
+    // built on several threads) would each time the other's load and cache
+    // figures twice too slow. The second waits, then finds the first's.
+    static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = cached(model, threads, max_pass) {
+        return Ok(c);
+    }
+    let name = model
+        .path()
+        .file_name()
+        .map_or_else(|| "the model".into(), |n| n.to_string_lossy().into_owned());
+    // And one at a time per machine: processes started together (a script,
+    // a test suite) would otherwise all measure at once, each timing the
+    // others' passes, and take many times as long to cache wrong figures.
+    let _machine_lock = lock_calibrations(&name);
+    if let Some(c) = cached(model, threads, max_pass) {
+        return Ok(c);
+    }
     if let Some(report) = PROGRESS.get() {
-        let name = model
-            .path()
-            .file_name()
-            .map_or_else(|| "the model".into(), |n| n.to_string_lossy().into_owned());
         report(&format!(
             "calibrating {name} on this machine ({threads} threads): pass costs and bit-exact \
              pass size, once (cached)"
@@ -293,6 +309,37 @@ pub fn cached_or_measure(
     let c = measure(model, threads, max_pass.max(9), DEFAULT_POSITIONS)?;
     store(model, &c);
     Ok(c)
+}
+
+/// Takes the machine-wide calibration lock (a file lock in the cache, let go
+/// when the returned file is dropped or the process ends, even by a crash),
+/// saying so when another process holds it. Without a writable cache there
+/// is nothing to share, so no lock: `None`. Every measurement that is timed
+/// (the engine's and `augur calibrate`'s) holds it.
+pub fn lock_calibrations(name: &str) -> Option<std::fs::File> {
+    lock_in(&augur_models::cache_dir().join("calibration"), name)
+}
+
+fn lock_in(dir: &std::path::Path, name: &str) -> Option<std::fs::File> {
+    std::fs::create_dir_all(dir).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .ok()?;
+    match file.try_lock() {
+        Ok(()) => Some(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            if let Some(report) = PROGRESS.get() {
+                report(&format!(
+                    "waiting for another augur process to finish calibrating (then {name})"
+                ));
+            }
+            file.lock().ok().map(|()| file)
+        }
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
 }
 
 /// Measures pass costs for sizes 1..=max_pass and the bit-exact pass size,
@@ -495,6 +542,40 @@ fn median(xs: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A second taker of the machine-wide lock (another process, or here
+    /// another open file) waits until the first lets go, then gets it.
+    #[test]
+    fn calibrations_wait_for_the_one_in_progress() {
+        let dir = std::env::temp_dir().join(format!("augur-cal-lock-{}", std::process::id()));
+        let first = lock_in(&dir, "a").expect("a writable directory is locked");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let second = lock_in(&dir, "b");
+                tx.send(second.is_some()).unwrap();
+            })
+        };
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "the second lock was taken while the first was held"
+        );
+        drop(first);
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(30)),
+            Ok(true),
+            "the second lock was not taken after the first was let go"
+        );
+        waiter.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unwritable_cache_means_no_lock() {
+        assert!(lock_in(std::path::Path::new("/proc/augur-no-such/calibration"), "a").is_none());
+    }
 
     #[test]
     fn a_draft_step_carries_its_share_of_the_catch_up_pass() {

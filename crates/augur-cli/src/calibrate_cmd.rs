@@ -161,6 +161,9 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
             args.max_pass, args.positions, calibration::EXACTNESS_CONTEXTS
         );
     }
+    // Alone on the machine as far as augur goes: another process measuring
+    // at the same time would slow every pass this one times.
+    let _machine_lock = calibration::lock_calibrations(&target_path.display().to_string());
     let cal = calibration::measure(&target, args.model.threads, args.max_pass, args.positions)
         .context("measuring the target")?;
     // Refresh the cache the engine reads, so later runs use this measurement.

@@ -460,7 +460,7 @@ fn check_heads(k: &Keys<'_>, n_embd: u64, n_layer: u64) -> Result<(), String> {
     }
     let key_length = k.u32("attention.key_length")?;
     let value_length = k.u32("attention.value_length")?;
-    if key_length.is_none() && n_embd % n_head0 != 0 {
+    if key_length.is_none() && !n_embd.is_multiple_of(n_head0) {
         return Err(format!(
             "embedding size {n_embd} is not a multiple of {n_head0} attention heads"
         ));
