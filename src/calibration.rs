@@ -280,21 +280,15 @@ pub fn cached_or_measure(
     if let Some(c) = cached(model, threads, max_pass) {
         return Ok(c);
     }
-    // One calibration at a time per process: two measured at once (engines
-    // built on several threads) would each time the other's load and cache
-    // figures twice too slow. The second waits, then finds the first's.
-    static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = cached(model, threads, max_pass) {
-        return Ok(c);
-    }
     let name = model
         .path()
         .file_name()
         .map_or_else(|| "the model".into(), |n| n.to_string_lossy().into_owned());
-    // And one at a time per machine: processes started together (a script,
-    // a test suite) would otherwise all measure at once, each timing the
-    // others' passes, and take many times as long to cache wrong figures.
+    // One at a time per machine: processes started together (a script, a
+    // test suite) or engines built on several threads would otherwise all
+    // measure at once, each timing the others' passes, and take many times
+    // as long to cache wrong figures. A file lock covers both (each taker
+    // opens the file anew); the one that waited then finds the figures.
     let _machine_lock = lock_calibrations(&name);
     if let Some(c) = cached(model, threads, max_pass) {
         return Ok(c);
