@@ -103,6 +103,26 @@ pub struct Proposal {
     /// drafter asked is a choice among several ([`crate::BestOf`]); `None`:
     /// the drafter asked.
     pub source: Option<&'static str>,
+    /// What the drafter learned in hindsight while making it: how often its
+    /// first guess would have been right on text it caught up on without
+    /// drafting (a draft model after plain steps or another drafter's
+    /// steps). Greedy only: there, a first draft is accepted exactly when it
+    /// is the target's token.
+    pub hindsight: Hindsight,
+}
+
+/// First-guess agreement measured on text a drafter saw only afterwards
+/// ([`Proposal::hindsight`]): `agreed` of `seen` positions where the
+/// drafter's most likely next token was the one the target chose. A tuner
+/// counts each as a trial of the first draft position, so one catch-up after
+/// a long plain stretch says whether drafting would have paid there, which a
+/// single exploration (one draft, accepted or not) cannot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hindsight {
+    /// Positions where the drafter's guess was the target's token.
+    pub agreed: usize,
+    /// Positions judged.
+    pub seen: usize,
 }
 
 impl Proposal {
@@ -155,6 +175,7 @@ impl Proposal {
         self.draft_passes = 0;
         self.draft_seconds = 0.0;
         self.source = None;
+        self.hindsight = Hindsight::default();
     }
 
     /// True when every drafted token is deterministic (one-hot q): cutting

@@ -90,7 +90,8 @@ pub use best_of::BestOf;
 pub use confidence::ConfidenceMap;
 pub use cost::{ContextGrowth, CostModel, PhaseDrift};
 pub use draft::{
-    Branch, DraftRequest, Drafter, Forecast, NoDrafter, Proposal, SideEntry, VerifyOutcome,
+    Branch, DraftRequest, Drafter, Forecast, Hindsight, NoDrafter, Proposal, SideEntry,
+    VerifyOutcome,
 };
 pub use draft_verify::{DraftSettings, DraftVerify};
 pub use error::{CoreError, ModelError};

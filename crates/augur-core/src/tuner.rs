@@ -42,6 +42,8 @@ const MAX_BACKOFF: usize = 256;
 const OPTIMISTIC_ALPHA: f64 = 0.9;
 /// Speedup an optimistic acceptance must promise for an exploration.
 const EXPLORE_MARGIN: f64 = 1.05;
+/// The most first-position trials one catch-up's hindsight counts for.
+const HINDSIGHT_TRIALS: usize = 12;
 /// Two-token passes measured before their cost may rule exploration out.
 const TRUSTED_SAMPLES: u64 = 4;
 
@@ -236,6 +238,35 @@ impl Tuner {
         }
     }
 
+    /// Records `seen` trials of the first draft position of which `agreed`
+    /// would have been accepted, measured in hindsight on text drafted by
+    /// nobody ([`crate::Hindsight`]), as if they had come one by one, spread
+    /// evenly. An exploration after a long plain stretch then learns the
+    /// first position's acceptance from the whole stretch rather than from
+    /// its one draft: two unlucky first drafts no longer keep a run plain
+    /// for 8 + 16 + 32 steps where the draft agrees with the target on most
+    /// tokens.
+    pub fn record_hindsight(&mut self, agreed: usize, seen: usize) {
+        if seen == 0 {
+            return;
+        }
+        let rate = agreed.min(seen) as f64 / seen as f64;
+        // Text caught up on is not a fair sample of what the draft will
+        // face: after a long copy it is text the draft knows as well as the
+        // copy did. One catch-up weighs at most HINDSIGHT_TRIALS verdicts,
+        // so the verdicts that follow can still overrule it within a few
+        // steps.
+        let seen = seen.min(HINDSIGHT_TRIALS);
+        let decay = DECAY.powi(seen as i32);
+        // Σ DECAY^i over the `seen` trials, the newest weighing 1.
+        let weight = (1.0 - decay) / (1.0 - DECAY);
+        if self.counts.is_empty() {
+            self.counts.push((0.0, 0.0));
+        }
+        let c = &mut self.counts[0];
+        *c = (c.0 * decay + weight * rate, c.1 * decay + weight);
+    }
+
     /// Records a verification of `drafted` tokens of which the first
     /// `accepted` were accepted.
     pub fn record_verdict(&mut self, drafted: usize, accepted: usize) {
@@ -275,6 +306,10 @@ pub struct Tuned<D> {
     /// drafted, or when the step passes without it, unless it was an
     /// exploration: an exploration not made is asked for again).
     planned: Option<(usize, Box<Tuner>)>,
+    /// The last proposal's hindsight, recorded with its verdict (where the
+    /// tuner's estimates set the proposal's confidences it is recorded at
+    /// once instead).
+    hindsight: crate::Hindsight,
 }
 
 impl<D: crate::Drafter> Tuned<D> {
@@ -287,6 +322,7 @@ impl<D: crate::Drafter> Tuned<D> {
             draft_min,
             drafted: false,
             planned: None,
+            hindsight: crate::Hindsight::default(),
         }
     }
 
@@ -348,6 +384,7 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
         self.tuner.new_generation();
         self.drafted = false;
         self.planned = None;
+        self.hindsight = crate::Hindsight::default();
         self.inner.start(tokens, target_n_vocab, sampling)
     }
     fn forecast(&mut self, req: &crate::DraftRequest<'_>) -> crate::draft::Forecast {
@@ -393,6 +430,7 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
             };
             self.inner.propose(&inner_req, rng, out)?;
             out.truncate(req.max);
+            self.hindsight = out.hindsight;
         } else {
             let inner_req = crate::DraftRequest {
                 max: gamma,
@@ -401,6 +439,10 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
             };
             self.inner.propose(&inner_req, rng, out)?;
             out.truncate(gamma);
+            // Learned before the estimates below are read: the caught-up
+            // text precedes this draft.
+            self.tuner
+                .record_hindsight(out.hindsight.agreed, out.hindsight.seen);
             let alpha = self.tuner.alpha(out.len());
             out.confidence.clear();
             out.confidence.extend_from_slice(&alpha);
@@ -414,6 +456,9 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
         outcome: &crate::VerifyOutcome,
     ) -> Result<(), crate::CoreError> {
         self.commit_unused_plan();
+        let hindsight = std::mem::take(&mut self.hindsight);
+        self.tuner
+            .record_hindsight(hindsight.agreed, hindsight.seen);
         if std::mem::take(&mut self.drafted) && outcome.verified > 0 {
             self.tuner
                 .record_verdict(outcome.verified, outcome.accepted);
@@ -501,6 +546,46 @@ mod tests {
             t.record_verdict(2, 0);
         }
         assert!(t.alpha(1)[0] < 0.1, "recent observations dominate");
+    }
+
+    #[test]
+    fn hindsight_counts_as_first_position_trials() {
+        let mut t = Sim::new(DraftLength::Adaptive, None);
+        // Two first drafts rejected: the estimate falls below the prior.
+        t.record_verdict(4, 0);
+        t.record_verdict(4, 0);
+        assert!(t.alpha(1)[0] < 0.3, "{:?}", t.alpha(1));
+        // A catch-up over 30 tokens where the draft's guess was the
+        // target's token 27 times outweighs them.
+        t.tuner.record_hindsight(27, 30);
+        let a = t.alpha(2)[0];
+        assert!((0.75..0.9).contains(&a), "{a}");
+        // One catch-up weighs at most HINDSIGHT_TRIALS verdicts, however
+        // long: a long one where the draft never agreed halves the estimate
+        // rather than erasing it, and a few verdicts or catch-ups more
+        // decide.
+        t.tuner.record_hindsight(0, 600);
+        let a = t.alpha(1)[0];
+        assert!((0.25..0.5).contains(&a), "{a}");
+        t.tuner.record_hindsight(0, 600);
+        t.tuner.record_hindsight(0, 600);
+        assert!(t.alpha(1)[0] < 0.2, "{:?}", t.alpha(1));
+        // Nothing seen changes nothing.
+        let before = t.alpha(3);
+        t.tuner.record_hindsight(0, 0);
+        assert_eq!(t.alpha(3), before);
+    }
+
+    #[test]
+    fn hindsight_after_a_failed_exploration_resumes_drafting() {
+        // F16-like costs: drafting pays at a good acceptance.
+        let costs = CostModel::calibrated(&[1.0, 1.29, 1.47, 1.56, 1.69, 1.81, 1.95], 0.1, 1);
+        let mut t = Sim::new(DraftLength::Adaptive, Some(costs));
+        assert!(t.plan(1, 8) > 0, "the first step explores");
+        t.record_verdict(5, 0);
+        assert_eq!(t.plan(1, 8), 0, "a rejected first draft backs off");
+        t.tuner.record_hindsight(20, 24);
+        assert!(t.plan(1, 8) > 0, "hindsight says the draft agrees");
     }
 
     /// A simulated run: costs from a table, acceptance a fixed α per

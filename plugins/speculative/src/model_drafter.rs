@@ -179,15 +179,38 @@ impl<D: Model> Drafter for ModelDrafter<D> {
         }
 
         // Catch up: everything unseen through the pending token, one batch.
+        // Under greedy decoding with text the draft never saw before the
+        // pending token (plain steps, another drafter's steps), every row is
+        // asked for: the draft's guess at each of those positions against
+        // the token the target chose is its first-position acceptance in
+        // hindsight, which the tuner and the confidence map learn from.
+        let unseen = tokens.len() - self.n_seen;
+        let judge = req.sampling.is_greedy() && unseen >= 2;
+        let rows = if judge {
+            RunLogits::All
+        } else {
+            RunLogits::Last
+        };
         self.batch.clear();
         self.batch
-            .add_run(&tokens[self.n_seen..], self.n_seen, RunLogits::Last);
+            .add_run(&tokens[self.n_seen..], self.n_seen, rows);
         self.model.eval(&self.batch, &mut self.logits)?;
+        if judge {
+            for i in 0..unseen - 1 {
+                let row = self.logits.row(i);
+                let agreed = augur_core::sampling::argmax(row) == tokens[self.n_seen + i + 1];
+                self.calibration.record(top_probability(row), agreed);
+                out.hindsight.seen += 1;
+                out.hindsight.agreed += usize::from(agreed);
+            }
+        }
         self.n_seen = pending_pos + 1;
         let mut passes = 1;
+        let mut row_index = if judge { unseen - 1 } else { 0 };
 
         loop {
-            let row = self.logits.row(0);
+            let row = self.logits.row(row_index);
+            row_index = 0;
             // Decided before drawing this position's token, from the drafts
             // before it only: exactness allows that.
             let top = top_probability(row);
@@ -402,6 +425,40 @@ mod tests {
     }
 
     #[test]
+    fn catching_up_under_greedy_judges_the_first_guesses_in_hindsight() {
+        let greedy = SamplingParams::greedy();
+        let mut d = ModelDrafter::new(sure_then_hesitant(), 0.0);
+        d.start(&[0], 4, &greedy).unwrap();
+        // Seven steps went by without the draft. Its guesses after each of
+        // 0 1 2 3 0 1 2 are 1 2 3 0 1 2 3; the text has 0 last.
+        let text = vec![0, 1, 2, 3, 0, 1, 2, 0];
+        let mut out = Proposal::new();
+        let mut rng = Rng::new(0);
+        propose(&mut d, &text, 2, &greedy, &mut rng, &mut out).unwrap();
+        assert_eq!(out.hindsight, augur_core::Hindsight { agreed: 6, seen: 7 });
+        // The draft itself still starts after the pending 0.
+        assert_eq!(out.tokens, vec![1, 2]);
+        assert_eq!(d.model().sequence(0), vec![0, 1, 2, 3, 0, 1, 2, 0, 1]);
+        // One unseen token (the pending one) leaves nothing to judge.
+        let mut text = text;
+        text.extend_from_slice(&[1, 0]);
+        verdict(&mut d, &text, 1).unwrap();
+        out = Proposal::new();
+        propose(&mut d, &text, 2, &greedy, &mut rng, &mut out).unwrap();
+        assert_eq!(out.hindsight.seen, 0);
+        // Under sampling acceptance is not the guess's agreement: not judged.
+        let sampled = SamplingParams {
+            temperature: 1.0,
+            ..SamplingParams::greedy()
+        };
+        d.start(&[0], 4, &sampled).unwrap();
+        out = Proposal::new();
+        propose(&mut d, &[0, 1, 2, 3], 2, &sampled, &mut rng, &mut out).unwrap();
+        assert_eq!(out.hindsight.seen, 0);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
     fn paces_itself_by_calibrated_confidence_unless_asked_for_all() {
         // A memory-bound target: passes of several tokens cost little more
         // than one, a draft step a quarter of a target pass.
@@ -443,14 +500,16 @@ mod tests {
         let all = draft(true, &mut d);
         assert_eq!(all.tokens, vec![1, 2, 3, 0, 1, 2]);
         // The verdicts calibrate the scores: a hesitant draft the target
-        // always agrees with is worth going on after.
+        // always agrees with is worth going on after. Seven drafts from the
+        // pending 3 end on 2, and the target's bonus 3 agrees with the
+        // hesitant guess after it too (the next catch-up judges it).
         let mut text = tokens.clone();
         d.start(&text, 4, &greedy).unwrap();
         let mut out = Proposal::new();
         for round in 0..=60 {
             let req = DraftRequest {
                 tokens: &text,
-                max: 6,
+                max: if round < 60 { 7 } else { 6 },
                 remaining: usize::MAX,
                 room: usize::MAX,
                 sampling: &greedy,
