@@ -40,10 +40,13 @@
 //! when its calibrated confidence, [`ConfidenceMap`], says one more token
 //! would not pay for its draft step). The [`Tuner`] (with
 //! [`Tuned`]) chooses the draft length of drafters that pay for every token
-//! they draft, exploring now and then where drafting has stopped paying.
+//! they draft, exploring now and then where drafting has stopped paying, and
+//! learning from a drafter's [`Hindsight`] (how often its guesses matched the
+//! target on text it caught up on without drafting).
 //! [`BestOf`] puts several drafters behind one: each step it asks the free
 //! ones (lookups in the text) for proposals and runs a costly one (a draft
-//! model) only when its forecast ([`Drafter::forecast`]) beats them, and the
+//! model) only when its forecast ([`Drafter::forecast`]) pays and beats them
+//! or they are unsure, and the
 //! strategy `auto` is that choice under the same driver.
 //!
 //! Strategies are built from the one settings table ([`SettingKey`]) through
