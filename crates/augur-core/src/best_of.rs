@@ -36,6 +36,8 @@ const CLAIM_CLASSES: [f64; 5] = [0.5, 0.7, 0.85, 0.95, f64::INFINITY];
 const CLAIM_PRIOR_WEIGHT: f64 = 3.0;
 /// Per-verdict decay of a class's counts (about the last 20 count).
 const CLAIM_DECAY: f64 = 0.95;
+/// The weight a greedy generation's checks keep in the next one.
+const CLAIM_CARRY: f64 = 0.5;
 
 /// How often a free drafter's tokens were accepted, by the confidence it
 /// claimed for them: its claims are replaced by what verification showed
@@ -62,6 +64,13 @@ impl Claims {
         let c = Self::class(claim);
         let claim = claim.clamp(0.0, 1.0);
         (self.hits[c] + CLAIM_PRIOR_WEIGHT * claim) / (self.seen[c] + CLAIM_PRIOR_WEIGHT)
+    }
+
+    /// What a new generation keeps of this one's checks.
+    fn carry_over(&mut self) {
+        for x in self.hits.iter_mut().chain(self.seen.iter_mut()) {
+            *x *= CLAIM_CARRY;
+        }
     }
 
     fn observe(&mut self, claim: f64, accepted: bool) {
@@ -246,9 +255,20 @@ impl Drafter for BestOf {
     ) -> Result<(), CoreError> {
         self.chosen = None;
         self.branch_of = None;
+        // Claims checked at temperature 0 carry over to the next greedy
+        // generation, at half weight: a lookup's chance matches are a trait
+        // of the model and the kind of text, and relearning them costs every
+        // generation its first few steps. Under sampling (and after it)
+        // every generation starts afresh, so a seed's output does not depend
+        // on what ran before.
+        let carry = self.greedy && sampling.is_greedy();
         self.greedy = sampling.is_greedy();
         for m in &mut self.members {
-            m.claims = Claims::default();
+            if carry {
+                m.claims.carry_over();
+            } else {
+                m.claims = Claims::default();
+            }
             m.active = sampling.is_greedy() || !m.drafter.greedy_only();
             if m.active {
                 m.drafter.start(tokens, target_n_vocab, sampling)?;
@@ -503,6 +523,71 @@ mod tests {
         assert_eq!(BestOf::tree_value(&dear, &main, &copy), None);
         // A copy that is never right adds nothing.
         assert_eq!(BestOf::tree_value(&cheap, &main, &[0.0, 0.0]), None);
+    }
+
+    /// The liar against the oracle, as `checked_claims_…` below sets them up.
+    fn liar_or_oracle(text: &[TokenId]) -> DraftVerify<BestOf> {
+        let passes: Vec<f64> = (0..16).map(|k| 1.0 + 0.1 * k as f64).collect();
+        let costs = CostModel::calibrated(&passes, 0.3, 1);
+        let best = BestOf::new("choice")
+            .with(Box::new(Liar), 4)
+            .unwrap()
+            .with(
+                Box::new(Tuned::new(Oracle(text.to_vec()), DraftLength::Adaptive, 0)),
+                8,
+            )
+            .unwrap();
+        let settings = DraftSettings {
+            draft_max: 8,
+            draft_min: 0,
+            exact: false,
+        };
+        DraftVerify::new("choice", best, settings, costs)
+    }
+
+    /// A greedy generation starts with what the one before it checked (at
+    /// half weight); a sampled one starts afresh, so its output for a seed
+    /// is a fresh strategy's.
+    #[test]
+    fn checked_claims_carry_over_between_greedy_generations_only() {
+        let text: Vec<TokenId> = (1..200).collect();
+        let prompt = text[..10].to_vec();
+        let liar_steps = |g: &crate::Generation| {
+            g.stats
+                .drafters
+                .iter()
+                .find(|d| d.name == "liar")
+                .map_or(0, |d| d.steps)
+        };
+        let mut strategy = liar_or_oracle(&text);
+        let mut target = ScriptedModel::new(text.clone(), 256, None);
+        let first = generate_greedy(&mut target, &mut strategy, &prompt, 100);
+        let second = generate_greedy(&mut target, &mut strategy, &prompt, 100);
+        assert_eq!(second.tokens, first.tokens);
+        assert!(liar_steps(&first) >= 3, "{}", first.stats.drafter_summary());
+        assert!(
+            liar_steps(&second) < liar_steps(&first),
+            "first: {}; second: {}",
+            first.stats.drafter_summary(),
+            second.stats.drafter_summary()
+        );
+        // Under sampling: the same as a fresh strategy's, token for token
+        // and step for step.
+        let params = crate::GenerateParams {
+            max_tokens: 100,
+            sampling: SamplingParams {
+                seed: 7,
+                ..crate::testing::unfiltered(1.0)
+            },
+        };
+        let used =
+            crate::generate(&mut target, &mut strategy, &prompt, &params, &mut |_| true).unwrap();
+        let mut fresh = liar_or_oracle(&text);
+        let new =
+            crate::generate(&mut target, &mut fresh, &prompt, &params, &mut |_| true).unwrap();
+        assert_eq!(used.tokens, new.tokens);
+        assert_eq!(used.stats.drafter_summary(), new.stats.drafter_summary());
+        assert!(liar_steps(&used) >= 3, "{}", used.stats.drafter_summary());
     }
 
     /// Proposes a wrong token every step, claiming it is nearly sure.

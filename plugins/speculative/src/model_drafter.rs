@@ -9,6 +9,11 @@ use augur_core::{
 
 use crate::error::SpeculativeError;
 
+/// The most positions of a catch-up judged in hindsight (greedy only): the
+/// tuner counts 12 per catch-up, and each judged row costs an output-layer
+/// row and a softmax over the vocabulary.
+const HINDSIGHT_ROWS: usize = 16;
+
 /// Drafts with a smaller model of the target's family, autoregressively, on
 /// sequence 0 of its own KV cache.
 ///
@@ -184,29 +189,41 @@ impl<D: Model> Drafter for ModelDrafter<D> {
         // asked for: the draft's guess at each of those positions against
         // the token the target chose is its first-position acceptance in
         // hindsight, which the tuner and the confidence map learn from.
+        // Only the last HINDSIGHT_ROWS positions are judged: after a long
+        // copy every extra row costs the draft's output layer (a 152k
+        // vocabulary) and a softmax, while the tuner counts a dozen at most.
         let unseen = tokens.len() - self.n_seen;
-        let judge = req.sampling.is_greedy() && unseen >= 2;
-        let rows = if judge {
-            RunLogits::All
+        let judged = if req.sampling.is_greedy() {
+            (unseen - 1).min(HINDSIGHT_ROWS)
         } else {
-            RunLogits::Last
+            0
         };
+        let judge = judged >= 1;
+        let first_judged = self.n_seen + (unseen - 1 - judged);
         self.batch.clear();
-        self.batch
-            .add_run(&tokens[self.n_seen..], self.n_seen, rows);
-        self.model.eval(&self.batch, &mut self.logits)?;
         if judge {
-            for i in 0..unseen - 1 {
-                let row = self.logits.row(i);
-                let agreed = augur_core::sampling::argmax(row) == tokens[self.n_seen + i + 1];
-                self.calibration.record(top_probability(row), agreed);
-                out.hindsight.seen += 1;
-                out.hindsight.agreed += usize::from(agreed);
-            }
+            self.batch.add_run(
+                &tokens[self.n_seen..first_judged],
+                self.n_seen,
+                RunLogits::None,
+            );
+            self.batch
+                .add_run(&tokens[first_judged..], first_judged, RunLogits::All);
+        } else {
+            self.batch
+                .add_run(&tokens[self.n_seen..], self.n_seen, RunLogits::Last);
+        }
+        self.model.eval(&self.batch, &mut self.logits)?;
+        for i in 0..judged {
+            let row = self.logits.row(i);
+            let agreed = augur_core::sampling::argmax(row) == tokens[first_judged + i + 1];
+            self.calibration.record(top_probability(row), agreed);
+            out.hindsight.seen += 1;
+            out.hindsight.agreed += usize::from(agreed);
         }
         self.n_seen = pending_pos + 1;
         let mut passes = 1;
-        let mut row_index = if judge { unseen - 1 } else { 0 };
+        let mut row_index = judged;
 
         loop {
             let row = self.logits.row(row_index);
@@ -446,6 +463,25 @@ mod tests {
         out = Proposal::new();
         propose(&mut d, &text, 2, &greedy, &mut rng, &mut out).unwrap();
         assert_eq!(out.hindsight.seen, 0);
+        // A long catch-up judges only its last HINDSIGHT_ROWS positions:
+        // here the four early misses (guess 1 after 0, text 0) fall outside.
+        d.start(&[0], 4, &greedy).unwrap();
+        let mut long = vec![0, 0, 0, 0, 0];
+        for _ in 0..4 {
+            long.extend_from_slice(&[1, 2, 3, 0]);
+        }
+        long.push(1);
+        assert_eq!(long.len() - 1, HINDSIGHT_ROWS + 5);
+        out = Proposal::new();
+        propose(&mut d, &long, 2, &greedy, &mut rng, &mut out).unwrap();
+        assert_eq!(
+            out.hindsight,
+            augur_core::Hindsight {
+                agreed: HINDSIGHT_ROWS,
+                seen: HINDSIGHT_ROWS
+            }
+        );
+        assert_eq!(out.tokens, vec![2, 3]);
         // Under sampling acceptance is not the guess's agreement: not judged.
         let sampled = SamplingParams {
             temperature: 1.0,
