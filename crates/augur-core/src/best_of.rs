@@ -129,7 +129,23 @@ pub struct BestOf {
     branch_of: Option<usize>,
     /// Sampling this generation (no trees).
     greedy: bool,
+    /// How many steps in a row a costly drafter has drafted since it last
+    /// paid for a long catch-up (None: not in such a run).
+    run_after_catch_up: Option<usize>,
+    /// The mean length of those runs: the steps a catch-up's cost is
+    /// spread over when deciding whether to pay it.
+    mean_run: f64,
+    /// Plain steps in a row (nothing drafted).
+    plain_streak: usize,
 }
+
+/// The steps a long catch-up is first expected to serve.
+const PRIOR_RUN: f64 = 2.0;
+/// Weight of the latest run in [`BestOf`]'s mean run after a catch-up.
+const RUN_WEIGHT: f64 = 0.5;
+/// Plain steps in a row after which a costly drafter's pending catch-up no
+/// longer counts against running it.
+const CATCH_UP_SUNK_AFTER: usize = 3;
 
 impl std::fmt::Debug for BestOf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,6 +171,9 @@ impl BestOf {
             trees: false,
             branch_of: None,
             greedy: true,
+            run_after_catch_up: None,
+            mean_run: PRIOR_RUN,
+            plain_streak: 0,
         }
     }
 
@@ -199,6 +218,22 @@ impl BestOf {
     }
 }
 
+/// `speedup` of a costly drafter's step of `tokens` drafts once a catch-up
+/// of `catch_up` seconds, spread over `steps` steps, is counted too.
+fn with_catch_up(
+    costs: &crate::CostModel,
+    speedup: f64,
+    tokens: usize,
+    catch_up: f64,
+    steps: f64,
+) -> f64 {
+    let step = match (costs.target(tokens + 1), costs.draft_or_guess()) {
+        (Some(target), Some(draft)) => target + tokens as f64 * draft,
+        _ => return speedup,
+    };
+    speedup * step / (step + catch_up / steps.max(1.0))
+}
+
 /// Value of a free proposal: the expected speedup of its best prefix (its
 /// drafting is already done and cost next to nothing).
 fn free_value(p: &Proposal, req: &DraftRequest<'_>) -> f64 {
@@ -234,6 +269,28 @@ impl BestOf {
     }
 }
 
+impl BestOf {
+    /// Keeps the runs of costly steps after long catch-ups and the plain
+    /// streak up to date with this step's choice.
+    fn count_run(&mut self, costly: bool, catching_up: bool, free: bool) {
+        if costly && !catching_up {
+            if let Some(n) = &mut self.run_after_catch_up {
+                *n += 1;
+            }
+        } else if let Some(n) = self.run_after_catch_up.take() {
+            self.mean_run = (1.0 - RUN_WEIGHT) * self.mean_run + RUN_WEIGHT * n as f64;
+        }
+        if costly && catching_up {
+            self.run_after_catch_up = Some(1);
+        }
+        self.plain_streak = if costly || free {
+            0
+        } else {
+            self.plain_streak + 1
+        };
+    }
+}
+
 impl Drafter for BestOf {
     fn name(&self) -> &'static str {
         self.name
@@ -261,6 +318,8 @@ impl Drafter for BestOf {
         // generation its first few steps. Under sampling (and after it)
         // every generation starts afresh, so a seed's output does not depend
         // on what ran before.
+        self.run_after_catch_up = None;
+        self.plain_streak = 0;
         let carry = self.greedy && sampling.is_greedy();
         self.greedy = sampling.is_greedy();
         for m in &mut self.members {
@@ -289,6 +348,7 @@ impl Drafter for BestOf {
         let mut best_free: Option<(usize, f64)> = None;
         // The costly member with the best forecast: (index, speedup, exploring).
         let mut costly: Option<(usize, f64, bool)> = None;
+        let mut catching_up = false;
         self.free_now.clear();
         self.free_now.resize(self.members.len(), false);
         for (i, m) in self.members.iter_mut().enumerate() {
@@ -303,10 +363,31 @@ impl Drafter for BestOf {
                 Forecast::Free => self.free_now[i] = true,
                 Forecast::Skip => {}
                 Forecast::Draft {
-                    speedup, exploring, ..
+                    tokens,
+                    speedup,
+                    exploring,
                 } => {
+                    // A long catch-up (after another drafter's copy) is paid
+                    // once and serves the steps that follow, as many as such
+                    // runs have lasted: edits whose copy resumes after one
+                    // step otherwise pay a 100-token catch-up for one draft.
+                    // After a few plain steps in a row no copy is resuming,
+                    // and the catch-up is due whenever the drafter runs
+                    // again: it no longer counts against running now.
+                    let catch_up =
+                        if self.greedy && !exploring && self.plain_streak < CATCH_UP_SUNK_AFTER {
+                            m.drafter.catch_up_seconds(req.tokens)
+                        } else {
+                            0.0
+                        };
+                    let speedup = if catch_up > 0.0 {
+                        with_catch_up(req.costs, speedup, tokens, catch_up, self.mean_run)
+                    } else {
+                        speedup
+                    };
                     if costly.is_none_or(|(_, s, _)| speedup > s) {
                         costly = Some((i, speedup, exploring));
+                        catching_up = catch_up > 0.0;
                     }
                 }
             }
@@ -357,6 +438,7 @@ impl Drafter for BestOf {
                 speedup > free || (speedup > 1.0 && free < FREE_SURELY_PAYS)
             }
         });
+        self.count_run(run_costly.is_some(), catching_up, best_free.is_some());
         if let Some((i, _, _)) = run_costly {
             let m = &mut self.members[i];
             let member_req = DraftRequest {
@@ -588,6 +670,134 @@ mod tests {
         assert_eq!(used.tokens, new.tokens);
         assert_eq!(used.stats.drafter_summary(), new.stats.drafter_summary());
         assert!(liar_steps(&used) >= 3, "{}", used.stats.drafter_summary());
+    }
+
+    /// Copies the text, sure of it, except at the last two positions of
+    /// every 30 and from position 120 on (new text).
+    struct Copier(Vec<TokenId>);
+
+    impl Drafter for Copier {
+        fn name(&self) -> &'static str {
+            "copier"
+        }
+        fn propose(
+            &mut self,
+            req: &DraftRequest<'_>,
+            _rng: &mut Rng,
+            out: &mut Proposal,
+        ) -> Result<(), CoreError> {
+            let at = req.tokens.len();
+            if at % 30 >= 28 || at >= 120 {
+                return Ok(());
+            }
+            // Up to the next falter (the bonus token lands the step on it).
+            for &t in self.0.iter().skip(at).take(req.max.min(28 - at % 30)) {
+                out.push(t, crate::SparseDist::one_hot(t), 0.99);
+            }
+            Ok(())
+        }
+    }
+
+    /// The oracle, with a catch-up that costs `per_token` seconds for each
+    /// token it did not see.
+    struct SlowToCatchUp {
+        oracle: Oracle,
+        seen: usize,
+        per_token: f64,
+    }
+
+    impl Drafter for SlowToCatchUp {
+        fn name(&self) -> &'static str {
+            "oracle"
+        }
+        fn paces_itself(&self) -> bool {
+            true
+        }
+        fn start(
+            &mut self,
+            tokens: &[TokenId],
+            _target_n_vocab: usize,
+            _sampling: &SamplingParams,
+        ) -> Result<(), CoreError> {
+            self.seen = tokens.len() - 1;
+            Ok(())
+        }
+        fn catch_up_seconds(&self, tokens: &[TokenId]) -> f64 {
+            let extra = tokens.len().saturating_sub(self.seen + 2);
+            if extra > 8 {
+                extra as f64 * self.per_token
+            } else {
+                0.0
+            }
+        }
+        fn propose(
+            &mut self,
+            req: &DraftRequest<'_>,
+            rng: &mut Rng,
+            out: &mut Proposal,
+        ) -> Result<(), CoreError> {
+            self.seen = req.tokens.len();
+            self.oracle.propose(req, rng, out)
+        }
+    }
+
+    /// A draft model that must catch up on a long copy is not run for the one
+    /// step where the copy falters; on new text, after a few plain steps, it
+    /// is, catch-up and all, even with a modest forecast.
+    #[test]
+    fn a_long_catch_up_is_paid_where_the_steps_after_it_need_the_draft() {
+        let text: Vec<TokenId> = (1..220).collect();
+        let prompt = text[..10].to_vec();
+        let run = |per_token: f64| {
+            let passes: Vec<f64> = (0..16).map(|k| 1.0 + 0.1 * k as f64).collect();
+            let costs = CostModel::calibrated(&passes, 0.3, 1);
+            let slow = SlowToCatchUp {
+                oracle: Oracle(text.clone()),
+                seen: 0,
+                per_token,
+            };
+            let best = BestOf::new("choice")
+                .with(Box::new(Copier(text.clone())), 8)
+                .unwrap()
+                .with(Box::new(Tuned::new(slow, DraftLength::Adaptive, 0)), 4)
+                .unwrap();
+            let settings = DraftSettings {
+                draft_max: 8,
+                draft_min: 0,
+                exact: false,
+            };
+            let mut strategy = DraftVerify::new("choice", best, settings, costs);
+            let mut target = ScriptedModel::new(text.clone(), 256, None);
+            let g = generate_greedy(&mut target, &mut strategy, &prompt, 200);
+            assert_eq!(g.tokens, text[10..210]);
+            g
+        };
+        let oracle = |g: &crate::Generation| {
+            g.stats
+                .drafters
+                .iter()
+                .find(|d| d.name == "oracle")
+                .cloned()
+                .unwrap_or_default()
+        };
+        // Free to catch up: the oracle fills in wherever the copy falters.
+        let free = run(0.0);
+        // 0.1 s per token (a target pass costs 1.1 s, a draft step 0.3):
+        // catching up on a copy of 28 tokens costs more than the one draft
+        // it would serve.
+        let dear = run(0.1);
+        assert!(
+            oracle(&dear).steps + 2 <= oracle(&free).steps,
+            "free: {}; dear: {}",
+            free.stats.drafter_summary(),
+            dear.stats.drafter_summary()
+        );
+        // The new text from 120 on is still the oracle's.
+        assert!(
+            oracle(&dear).tokens >= 80,
+            "{}",
+            dear.stats.drafter_summary()
+        );
     }
 
     /// Proposes a wrong token every step, claiming it is nearly sure.

@@ -281,6 +281,17 @@ pub trait Drafter {
         false
     }
 
+    /// Seconds this drafter expects to spend, before its next proposal,
+    /// bringing itself up to `tokens` beyond what a usual step costs: a
+    /// draft model's catch-up over a long stretch it did not see (another
+    /// drafter's copy). 0 (the default) where drafting starts at once. Only
+    /// asked at temperature 0, and a drafter answers 0 under sampling: a
+    /// timed figure must not steer which drafter draws a seeded text.
+    fn catch_up_seconds(&self, tokens: &[TokenId]) -> f64 {
+        let _ = tokens;
+        0.0
+    }
+
     /// Called once per generation, after the target's prompt prefill, with the
     /// prompt (its last token is the target's pending token), the target's
     /// vocabulary size and the generation's sampling settings.
@@ -341,6 +352,9 @@ impl<T: Drafter + ?Sized> Drafter for Box<T> {
     }
     fn paces_itself(&self) -> bool {
         (**self).paces_itself()
+    }
+    fn catch_up_seconds(&self, tokens: &[TokenId]) -> f64 {
+        (**self).catch_up_seconds(tokens)
     }
     fn start(
         &mut self,

@@ -375,6 +375,9 @@ impl<D: crate::Drafter> crate::Drafter for Tuned<D> {
     fn greedy_only(&self) -> bool {
         self.inner.greedy_only()
     }
+    fn catch_up_seconds(&self, tokens: &[crate::TokenId]) -> f64 {
+        self.inner.catch_up_seconds(tokens)
+    }
     fn start(
         &mut self,
         tokens: &[crate::TokenId],

@@ -50,7 +50,17 @@ pub struct ModelDrafter<D: Model> {
     scores: Vec<f64>,
     /// What the verdicts say those probabilities are worth.
     calibration: ConfidenceMap,
+    /// Seconds per token of a long catch-up batch, timed (prompt prefill,
+    /// catch-ups after another drafter's copies); 0 until timed.
+    catch_up_per_token: f64,
+    /// This generation decodes greedily.
+    greedy: bool,
 }
+
+/// A catch-up over at most this many tokens beyond the usual two (the
+/// pending token and the bonus token before it) is part of a draft step's
+/// calibrated cost; longer ones are timed and forecast.
+const LONG_CATCH_UP: usize = 8;
 
 impl<D: Model> ModelDrafter<D> {
     /// A drafter over `model`; drafting stops when the draft's top-1
@@ -68,7 +78,25 @@ impl<D: Model> ModelDrafter<D> {
             proposed: false,
             scores: Vec::new(),
             calibration: ConfidenceMap::new(),
+            catch_up_per_token: 0.0,
+            greedy: true,
         }
+    }
+
+    /// Evaluates the batch, timing it as a catch-up over `tokens` tokens
+    /// when that is a long one.
+    fn eval_catch_up(&mut self, tokens: usize) -> Result<(), CoreError> {
+        let started = std::time::Instant::now();
+        self.model.eval(&self.batch, &mut self.logits)?;
+        if tokens > LONG_CATCH_UP {
+            let per_token = started.elapsed().as_secs_f64() / tokens as f64;
+            self.catch_up_per_token = if self.catch_up_per_token > 0.0 {
+                0.7 * self.catch_up_per_token + 0.3 * per_token
+            } else {
+                per_token
+            };
+        }
+        Ok(())
     }
 
     /// The draft model.
@@ -107,12 +135,21 @@ impl<D: Model> Drafter for ModelDrafter<D> {
         true
     }
 
+    fn catch_up_seconds(&self, tokens: &[TokenId]) -> f64 {
+        let extra = tokens.len().saturating_sub(self.n_seen + 2);
+        if !self.greedy || extra <= LONG_CATCH_UP {
+            return 0.0;
+        }
+        extra as f64 * self.catch_up_per_token
+    }
+
     fn start(
         &mut self,
         tokens: &[TokenId],
         target_n_vocab: usize,
-        _sampling: &SamplingParams,
+        sampling: &SamplingParams,
     ) -> Result<(), CoreError> {
+        self.greedy = sampling.is_greedy();
         let n_vocab = self.model.n_vocab();
         if n_vocab != target_n_vocab {
             return Err(SpeculativeError::VocabMismatch {
@@ -146,7 +183,7 @@ impl<D: Model> Drafter for ModelDrafter<D> {
             self.batch.clear();
             self.batch
                 .add_run(&tokens[..tokens.len() - 1], 0, RunLogits::None);
-            self.model.eval(&self.batch, &mut self.logits)?;
+            self.eval_catch_up(tokens.len() - 1)?;
             self.n_seen = tokens.len() - 1;
         }
         Ok(())
@@ -213,7 +250,7 @@ impl<D: Model> Drafter for ModelDrafter<D> {
             self.batch
                 .add_run(&tokens[self.n_seen..], self.n_seen, RunLogits::Last);
         }
-        self.model.eval(&self.batch, &mut self.logits)?;
+        self.eval_catch_up(unseen)?;
         for i in 0..judged {
             let row = self.logits.row(i);
             let agreed = augur_core::sampling::argmax(row) == tokens[first_judged + i + 1];
