@@ -137,6 +137,12 @@ pub struct BestOf {
     mean_run: f64,
     /// Plain steps in a row (nothing drafted).
     plain_streak: usize,
+    /// At temperature 0, the best free proposal of a step that verified the
+    /// costly drafter's instead: its member, the position of its first
+    /// token, its tokens and its claims, checked against the committed text.
+    unverified: Option<(usize, usize)>,
+    unverified_tokens: Vec<TokenId>,
+    unverified_claims: Vec<f64>,
 }
 
 /// The steps a long catch-up is first expected to serve.
@@ -174,6 +180,9 @@ impl BestOf {
             run_after_catch_up: None,
             mean_run: PRIOR_RUN,
             plain_streak: 0,
+            unverified: None,
+            unverified_tokens: Vec::new(),
+            unverified_claims: Vec::new(),
         }
     }
 
@@ -320,6 +329,7 @@ impl Drafter for BestOf {
         // on what ran before.
         self.run_after_catch_up = None;
         self.plain_streak = 0;
+        self.unverified = None;
         let carry = self.greedy && sampling.is_greedy();
         self.greedy = sampling.is_greedy();
         for m in &mut self.members {
@@ -343,6 +353,7 @@ impl Drafter for BestOf {
         out: &mut Proposal,
     ) -> Result<(), CoreError> {
         self.chosen = None;
+        self.unverified = None;
         self.best.clear();
         self.claimed.clear();
         let mut best_free: Option<(usize, f64)> = None;
@@ -479,7 +490,21 @@ impl Drafter for BestOf {
                     self.claimed.truncate(n);
                     self.branch_of = Some(f);
                 }
-                None => self.claimed.clear(),
+                None => {
+                    // Not verified: at temperature 0 its claims are checked
+                    // against the text the step commits (what the target
+                    // chose there is what verification would have accepted).
+                    match best_free {
+                        Some((f, _)) if self.greedy => {
+                            self.unverified = Some((f, req.tokens.len()));
+                            self.unverified_tokens.clear();
+                            self.unverified_tokens.extend_from_slice(&self.best.tokens);
+                            std::mem::swap(&mut self.unverified_claims, &mut self.claimed);
+                        }
+                        _ => {}
+                    }
+                    self.claimed.clear();
+                }
             }
         } else if let Some((i, _)) = best_free {
             // It carries the checked confidences; `claimed` keeps the claims
@@ -500,6 +525,22 @@ impl Drafter for BestOf {
             side_argmax: Vec::new(),
             ..outcome.clone()
         };
+        if let Some((f, start)) = self.unverified.take() {
+            if let Some(m) = self.members.get_mut(f) {
+                let committed = tokens.get(start..).unwrap_or(&[]);
+                for ((&t, &claim), &c) in self
+                    .unverified_tokens
+                    .iter()
+                    .zip(&self.unverified_claims)
+                    .zip(committed)
+                {
+                    m.claims.observe(claim, t == c);
+                    if t != c {
+                        break;
+                    }
+                }
+            }
+        }
         let chosen = self.chosen.take();
         let branch_of = self.branch_of.take();
         // Which member's tokens the verdict judged: the branch's owner when
@@ -798,6 +839,59 @@ mod tests {
             "{}",
             dear.stats.drafter_summary()
         );
+    }
+
+    /// Copies the text, always right, claiming only 0.3.
+    struct Modest(Vec<TokenId>);
+
+    impl Drafter for Modest {
+        fn name(&self) -> &'static str {
+            "modest"
+        }
+        fn propose(
+            &mut self,
+            req: &DraftRequest<'_>,
+            _rng: &mut Rng,
+            out: &mut Proposal,
+        ) -> Result<(), CoreError> {
+            for &t in self.0.iter().skip(req.tokens.len()).take(req.max) {
+                out.push(t, crate::SparseDist::one_hot(t), 0.3);
+            }
+            Ok(())
+        }
+    }
+
+    /// At temperature 0 a free proposal the step did not verify is checked
+    /// against the text committed after it: a lookup that claims too little
+    /// learns what it is worth without ever being chosen, and wins the steps.
+    #[test]
+    fn unverified_free_proposals_are_checked_in_hindsight_at_temperature_0() {
+        let text: Vec<TokenId> = (1..200).collect();
+        let prompt = text[..10].to_vec();
+        let passes: Vec<f64> = (0..16).map(|k| 1.0 + 0.1 * k as f64).collect();
+        let costs = CostModel::calibrated(&passes, 0.3, 1);
+        let best = BestOf::new("choice")
+            .with(Box::new(Modest(text.clone())), 8)
+            .unwrap()
+            .with(
+                Box::new(Tuned::new(Oracle(text.clone()), DraftLength::Adaptive, 0)),
+                8,
+            )
+            .unwrap();
+        let settings = DraftSettings {
+            draft_max: 8,
+            draft_min: 0,
+            exact: false,
+        };
+        let mut strategy = DraftVerify::new("choice", best, settings, costs);
+        let mut target = ScriptedModel::new(text.clone(), 256, None);
+        let g = generate_greedy(&mut target, &mut strategy, &prompt, 150);
+        assert_eq!(g.tokens, text[10..160]);
+        let by = |n: &str| g.stats.drafters.iter().find(|d| d.name == n).cloned();
+        let modest = by("modest").unwrap_or_default();
+        // Without the check the oracle takes every step (modest's claims
+        // are never verified); with it, one.
+        assert!(modest.tokens >= 120, "{}", g.stats.drafter_summary());
     }
 
     /// Proposes a wrong token every step, claiming it is nearly sure.
