@@ -648,16 +648,22 @@ mod tests {
         assert_eq!(BestOf::tree_value(&cheap, &main, &[0.0, 0.0]), None);
     }
 
-    /// The liar against the oracle, as `checked_claims_…` below sets them up.
-    fn liar_or_oracle(text: &[TokenId]) -> DraftVerify<BestOf> {
+    /// A choice between a free drafter and a costly one (tuned, adaptive),
+    /// where a target pass of k tokens costs 1 + 0.1k and a draft step 0.3.
+    fn choice(
+        free: Box<dyn Drafter + Send>,
+        free_cap: usize,
+        costly: impl Drafter + Send + 'static,
+        costly_cap: usize,
+    ) -> DraftVerify<BestOf> {
         let passes: Vec<f64> = (0..16).map(|k| 1.0 + 0.1 * k as f64).collect();
         let costs = CostModel::calibrated(&passes, 0.3, 1);
         let best = BestOf::new("choice")
-            .with(Box::new(Liar), 4)
+            .with(free, free_cap)
             .unwrap()
             .with(
-                Box::new(Tuned::new(Oracle(text.to_vec()), DraftLength::Adaptive, 0)),
-                8,
+                Box::new(Tuned::new(costly, DraftLength::Adaptive, 0)),
+                costly_cap,
             )
             .unwrap();
         let settings = DraftSettings {
@@ -666,6 +672,11 @@ mod tests {
             exact: false,
         };
         DraftVerify::new("choice", best, settings, costs)
+    }
+
+    /// The liar against the oracle, as `checked_claims_…` below sets them up.
+    fn liar_or_oracle(text: &[TokenId]) -> DraftVerify<BestOf> {
+        choice(Box::new(Liar), 4, Oracle(text.to_vec()), 8)
     }
 
     /// A greedy generation starts with what the one before it checked (at
@@ -790,24 +801,12 @@ mod tests {
         let text: Vec<TokenId> = (1..220).collect();
         let prompt = text[..10].to_vec();
         let run = |per_token: f64| {
-            let passes: Vec<f64> = (0..16).map(|k| 1.0 + 0.1 * k as f64).collect();
-            let costs = CostModel::calibrated(&passes, 0.3, 1);
             let slow = SlowToCatchUp {
                 oracle: Oracle(text.clone()),
                 seen: 0,
                 per_token,
             };
-            let best = BestOf::new("choice")
-                .with(Box::new(Copier(text.clone())), 8)
-                .unwrap()
-                .with(Box::new(Tuned::new(slow, DraftLength::Adaptive, 0)), 4)
-                .unwrap();
-            let settings = DraftSettings {
-                draft_max: 8,
-                draft_min: 0,
-                exact: false,
-            };
-            let mut strategy = DraftVerify::new("choice", best, settings, costs);
+            let mut strategy = choice(Box::new(Copier(text.clone())), 8, slow, 4);
             let mut target = ScriptedModel::new(text.clone(), 256, None);
             let g = generate_greedy(&mut target, &mut strategy, &prompt, 200);
             assert_eq!(g.tokens, text[10..210]);
@@ -868,22 +867,7 @@ mod tests {
     fn unverified_free_proposals_are_checked_in_hindsight_at_temperature_0() {
         let text: Vec<TokenId> = (1..200).collect();
         let prompt = text[..10].to_vec();
-        let passes: Vec<f64> = (0..16).map(|k| 1.0 + 0.1 * k as f64).collect();
-        let costs = CostModel::calibrated(&passes, 0.3, 1);
-        let best = BestOf::new("choice")
-            .with(Box::new(Modest(text.clone())), 8)
-            .unwrap()
-            .with(
-                Box::new(Tuned::new(Oracle(text.clone()), DraftLength::Adaptive, 0)),
-                8,
-            )
-            .unwrap();
-        let settings = DraftSettings {
-            draft_max: 8,
-            draft_min: 0,
-            exact: false,
-        };
-        let mut strategy = DraftVerify::new("choice", best, settings, costs);
+        let mut strategy = choice(Box::new(Modest(text.clone())), 8, Oracle(text.clone()), 8);
         let mut target = ScriptedModel::new(text.clone(), 256, None);
         let g = generate_greedy(&mut target, &mut strategy, &prompt, 150);
         assert_eq!(g.tokens, text[10..160]);
@@ -942,24 +926,9 @@ mod tests {
     fn checked_claims_decide_between_free_and_costly_drafters() {
         let text: Vec<TokenId> = (1..200).collect();
         let prompt = text[..10].to_vec();
-        let passes: Vec<f64> = (0..16).map(|k| 1.0 + 0.1 * k as f64).collect();
         // A draft step costs 0.3 target passes: at face value the liar's
         // four "sure" tokens (3.4x) beat the oracle's best (2.1x).
-        let costs = CostModel::calibrated(&passes, 0.3, 1);
-        let best = BestOf::new("choice")
-            .with(Box::new(Liar), 4)
-            .unwrap()
-            .with(
-                Box::new(Tuned::new(Oracle(text.clone()), DraftLength::Adaptive, 0)),
-                8,
-            )
-            .unwrap();
-        let settings = DraftSettings {
-            draft_max: 8,
-            draft_min: 0,
-            exact: false,
-        };
-        let mut strategy = DraftVerify::new("choice", best, settings, costs);
+        let mut strategy = liar_or_oracle(&text);
         let mut target = ScriptedModel::new(text.clone(), 256, None);
         let g = generate_greedy(&mut target, &mut strategy, &prompt, 150);
         assert_eq!(g.tokens, text[10..160]);
